@@ -1,0 +1,334 @@
+"""Local backend: MemReranker on your own CPU or GPU with torch + transformers.
+
+How it gets its speed (scores stay equal to the model card's transformers recipe):
+
+1. The shared prefix of a call (system prompt, instruction, context, query, up to ``<Document>:``) is run once
+   and its key/value cache reused by every document.
+2. Documents (``" " + document`` + suffix) run against that cache in length-sorted batches bounded by a token
+   budget (``batch_tokens``), right-padded.
+3. Only each document's last real token is read, and scored with one fp32 vector ``W[yes] - W[no]``: no
+   vocabulary-wide projection anywhere.
+
+torch and transformers are imported when the model loads, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from memreranker_core._optional import require
+from memreranker_core.errors import ConfigurationError, InvalidInputError, ModelLoadError
+from memreranker_core.prompt import DEFAULT_INSTRUCTION, NO_TOKEN, SUFFIX, SYSTEM_PREFIX, YES_TOKEN, body_head
+from memreranker_core.types import ScoreRequest
+
+logger = logging.getLogger(__name__)
+
+MODEL_ENV = "MEMRERANKER_MODEL"
+DEFAULT_MODEL = "IAAR-Shanghai/MemReranker-4B"
+DEFAULT_MAX_LENGTH = 8192
+#: Padded document tokens per forward pass, by device type, when ``batch_tokens`` is not given.
+DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 4096}
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """What scoring needs once the model is loaded."""
+
+    model: Any  # transformers *ForCausalLM
+    tokenizer: Any
+    head: Any  # fp32 tensor [hidden]: W[yes] - W[no]
+    device: Any
+    default_instruction: str
+    prefix_ids: tuple[int, ...]
+    suffix_ids: tuple[int, ...]
+    pad_id: int
+
+
+class LocalBackend:
+    """Scores with a local Qwen3-Reranker-style causal LM.
+
+    Args:
+        model: Hub id, local path, or a loaded sentence-transformers ``CrossEncoder`` whose model and tokenizer
+            are reused. Default: ``MEMRERANKER_MODEL``, else ``IAAR-Shanghai/MemReranker-4B``.
+        device: ``"cuda"``, ``"cuda:1"``, ``"cpu"``...; default CUDA if available, else CPU.
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``; default bfloat16 on CUDA, float32 on CPU.
+        max_length: Most tokens of one prompt (default 8192); only a document's tail is cut to fit.
+        batch_tokens: Most padded document tokens per forward pass (default 32768 on CUDA, 4096 on CPU).
+        attn_implementation: transformers attention implementation (default ``"sdpa"``).
+
+    Example:
+        >>> from memreranker_core import MemReranker
+        >>> rr = MemReranker(backend="local", model="/models/MemReranker-0.6B", device="cpu")  # doctest: +SKIP
+    """
+
+    OPTION_NAMES = frozenset({"device", "dtype", "max_length", "batch_tokens", "attn_implementation"})
+
+    def __init__(
+        self,
+        model: Any = None,
+        *,
+        device: str | None = None,
+        dtype: str | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_tokens: int | None = None,
+        attn_implementation: str = "sdpa",
+    ) -> None:
+        if model is None:
+            model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
+        if isinstance(model, os.PathLike):
+            model = os.fspath(model)
+        if isinstance(model, str) and not model.strip():
+            raise ConfigurationError("model is empty; give a hub id, a local path or a CrossEncoder")
+        if not isinstance(model, str) and not _is_cross_encoder(model):
+            raise ConfigurationError(
+                f"model must be a hub id, a local path or a sentence-transformers CrossEncoder, "
+                f"not {type(model).__name__}"
+            )
+        if device is not None and not isinstance(device, str):
+            raise ConfigurationError(f"device must be a string like 'cuda' or 'cpu', not {type(device).__name__}")
+        if dtype is not None and str(dtype).replace("torch.", "") not in DTYPES:
+            raise ConfigurationError(f"dtype must be one of {DTYPES} (or None for the device's default), not {dtype!r}")
+        for name, value, low in (("max_length", max_length, 16), ("batch_tokens", batch_tokens, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise ConfigurationError(f"{name} must be a whole number >= {low}, not {value!r}")
+        self.model_ref = model
+        self.device_name = device
+        self.dtype_name = None if dtype is None else str(dtype).replace("torch.", "")
+        self.max_length = max_length
+        self.batch_tokens = batch_tokens
+        self.attn_implementation = attn_implementation
+        self._lock = threading.RLock()
+        self._loaded: LoadedModel | None = None
+
+    # ----------------------------------------------------------------- protocol
+    def describe(self) -> dict[str, Any]:
+        model = self.model_ref if isinstance(self.model_ref, str) else type(self.model_ref).__name__
+        return {"model": model, "device": self.device_name, "dtype": self.dtype_name, "max_length": self.max_length}
+
+    def warm_up(self) -> None:
+        self._load()
+
+    def close(self) -> None:
+        with self._lock:
+            self._loaded = None
+
+    def score(self, request: ScoreRequest) -> list[float]:
+        with self._lock:
+            loaded = self._load()
+            return _score(loaded, request, self.max_length, self._batch_tokens(loaded))
+
+    # ----------------------------------------------------------------- loading
+    @property
+    def loaded(self) -> LoadedModel:
+        """The loaded model, loading it first if needed."""
+        return self._load()
+
+    def _batch_tokens(self, loaded: LoadedModel) -> int:
+        if self.batch_tokens is not None:
+            return self.batch_tokens
+        return DEFAULT_BATCH_TOKENS.get(loaded.device.type, DEFAULT_BATCH_TOKENS["cpu"])
+
+    def _load(self) -> LoadedModel:
+        with self._lock:
+            if self._loaded is None:
+                self._loaded = self._load_model()
+            return self._loaded
+
+    def _load_model(self) -> LoadedModel:
+        torch = require("torch", extra="local", purpose="The local backend")
+        require("transformers", extra="local", purpose="The local backend")
+        device = torch.device(self.device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
+        dtype_name = self.dtype_name or ("bfloat16" if device.type == "cuda" else "float32")
+        dtype = getattr(torch, dtype_name)
+        if _is_cross_encoder(self.model_ref):
+            model, tokenizer, instruction = _from_cross_encoder(self.model_ref)
+            model = model.to(device=device, dtype=dtype)
+        else:
+            model, tokenizer = _from_pretrained(self.model_ref, dtype, self.attn_implementation)
+            model = model.to(device)
+            instruction = read_default_instruction(self.model_ref)
+        model.eval()
+        yes_id, no_id = (_single_token_id(tokenizer, token) for token in (YES_TOKEN, NO_TOKEN))
+        weight = model.get_output_embeddings().weight
+        head = (weight[yes_id].detach().float() - weight[no_id].detach().float()).to(device)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        loaded = LoadedModel(
+            model=model,
+            tokenizer=tokenizer,
+            head=head,
+            device=device,
+            default_instruction=instruction or DEFAULT_INSTRUCTION,
+            prefix_ids=tuple(_encode(tokenizer, [SYSTEM_PREFIX], user_text=False)[0]),
+            suffix_ids=tuple(_encode(tokenizer, [SUFFIX], user_text=False)[0]),
+            pad_id=int(pad_id if pad_id is not None else 0),
+        )
+        logger.info("Loaded %s on %s (%s)", self.describe()["model"], device, dtype_name)
+        return loaded
+
+
+# --------------------------------------------------------------------- scoring
+def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, batch_tokens: int) -> list[float]:
+    """Log-odds per document: the shared prefix once, then documents in token-budgeted batches."""
+    import torch
+
+    instruction = request.instruction or loaded.default_instruction
+    head_ids = _encode(loaded.tokenizer, [body_head(request.query, instruction, request.context)])[0]
+    shared = list(loaded.prefix_ids) + head_ids
+    room = max_length - len(shared) - len(loaded.suffix_ids)
+    if room < 1:
+        raise InvalidInputError(
+            f"the query, instruction and context take {len(shared) + len(loaded.suffix_ids)} of max_length="
+            f"{max_length} tokens, leaving no room for documents; shorten them or raise max_length"
+        )
+    doc_ids = _encode(loaded.tokenizer, [" " + text for text in request.documents])
+    truncated = sum(len(ids) > room for ids in doc_ids)
+    if truncated:
+        logger.debug("%d document(s) cut to their first %d tokens (max_length=%d)", truncated, room, max_length)
+    sequences = [ids[:room] + list(loaded.suffix_ids) for ids in doc_ids]
+    logits = [0.0] * len(sequences)
+    with torch.inference_mode():
+        prefix_cache = _run_prefix(loaded, shared)
+        for batch in plan_batches([len(seq) for seq in sequences], batch_tokens):
+            values = _run_batch(loaded, prefix_cache, len(shared), [sequences[i] for i in batch])
+            for position, value in zip(batch, values):
+                logits[position] = value
+    return logits
+
+
+def plan_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
+    """Group indices into batches, longest first, so that ``count * longest`` stays within ``batch_tokens``.
+
+    A sequence longer than the budget gets a batch of its own. Every index appears in exactly one batch.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for index in order:
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
+            batches[-1].append(index)
+        else:
+            batches.append([index])
+    return batches
+
+
+def _run_prefix(loaded: LoadedModel, shared: list[int]) -> list[tuple[Any, Any]]:
+    """Run the shared prefix once; return each layer's (keys, values), batch size 1."""
+    import torch
+
+    input_ids = torch.tensor([shared], device=loaded.device)
+    output = loaded.model.model(input_ids=input_ids, use_cache=True)
+    cache = output.past_key_values
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _run_batch(loaded: LoadedModel, prefix: list[tuple[Any, Any]], prefix_len: int, seqs: list[list[int]]) -> list[float]:
+    """Run right-padded document sequences against the shared prefix cache; read each last real token."""
+    import torch
+    from transformers import DynamicCache
+
+    count, width = len(seqs), max(len(seq) for seq in seqs)
+    input_ids = torch.full((count, width), loaded.pad_id, dtype=torch.long)
+    mask = torch.zeros((count, prefix_len + width), dtype=torch.long)
+    mask[:, :prefix_len] = 1
+    for row, seq in enumerate(seqs):
+        input_ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, prefix_len : prefix_len + len(seq)] = 1
+    positions = torch.arange(prefix_len, prefix_len + width).unsqueeze(0).expand(count, -1)
+    cache = DynamicCache(config=loaded.model.config)
+    for layer, (keys, values) in enumerate(prefix):
+        cache.update(keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1), layer)
+    output = loaded.model.model(
+        input_ids=input_ids.to(loaded.device),
+        attention_mask=mask.to(loaded.device),
+        position_ids=positions.to(loaded.device),
+        past_key_values=cache,
+        use_cache=True,
+    )
+    last = torch.tensor([len(seq) - 1 for seq in seqs], device=loaded.device)
+    hidden = output.last_hidden_state[torch.arange(count, device=loaded.device), last]
+    return (hidden.float() @ loaded.head).tolist()
+
+
+def _encode(tokenizer: Any, texts: list[str], *, user_text: bool = True) -> list[list[int]]:
+    """Token ids of ``texts``; user text is never parsed for special tokens (``<|im_end|>`` stays literal)."""
+    encoded = tokenizer(
+        texts, add_special_tokens=False, return_attention_mask=False, split_special_tokens=user_text
+    )
+    return [list(ids) for ids in encoded["input_ids"]]
+
+
+# --------------------------------------------------------------------- loading helpers
+def _single_token_id(tokenizer: Any, token: str) -> int:
+    ids = tokenizer(token, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ModelLoadError(f"the tokenizer splits {token!r} into {len(ids)} tokens; is this a Qwen3 reranker?")
+    return int(ids[0])
+
+
+def _is_cross_encoder(obj: Any) -> bool:
+    return type(obj).__name__ == "CrossEncoder" and type(obj).__module__.startswith("sentence_transformers")
+
+
+def _from_cross_encoder(encoder: Any) -> tuple[Any, Any, str | None]:
+    """Reuse the causal LM, tokenizer and default prompt of a loaded sentence-transformers ``CrossEncoder``."""
+    first = encoder[0]
+    model = getattr(first, "auto_model", None) or getattr(first, "model", None)
+    tokenizer = getattr(first, "tokenizer", None) or getattr(encoder, "tokenizer", None)
+    if model is None or tokenizer is None or model.get_output_embeddings() is None:
+        raise ModelLoadError(
+            "this CrossEncoder does not wrap a causal language model with a yes/no head (a Qwen3 reranker); "
+            "load MemReranker with CrossEncoder('IAAR-Shanghai/MemReranker-4B') or pass the model's path instead"
+        )
+    prompts = getattr(encoder, "prompts", None) or {}
+    instruction = prompts.get(getattr(encoder, "default_prompt_name", None) or "")
+    return model, tokenizer, instruction or None
+
+
+def _from_pretrained(ref: str, dtype: Any, attn_implementation: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref)
+        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype, attn_implementation=attn_implementation)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"could not load the model {ref!r}: {exc}\n"
+            f"If this machine is offline or the model is not cached, either point {MODEL_ENV} (or model=) at a "
+            "local copy of the checkpoint, or use the hosted backend: MemReranker(backend='hosted') with "
+            "MEMOS_API_KEY set."
+        ) from exc
+    return model, tokenizer
+
+
+def read_default_instruction(ref: str) -> str | None:
+    """The instruction a sentence-transformers checkpoint carries (``prompts[default_prompt_name]``), if any.
+
+    Reads ``config_sentence_transformers.json`` from a local folder, or from the hub cache for a hub id (never
+    downloading it just for this).
+    """
+    path = Path(ref) / "config_sentence_transformers.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(ref, "config_sentence_transformers.json")
+        except Exception:  # not a hub id, or no huggingface_hub
+            return None
+        if not isinstance(cached, str):
+            return None
+        path = Path(cached)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        logger.warning("ignoring unreadable %s", path)
+        return None
+    prompts = config.get("prompts") or {}
+    name = config.get("default_prompt_name")
+    instruction = prompts.get(name) if name else None
+    return instruction if isinstance(instruction, str) and instruction.strip() else None

@@ -1,0 +1,282 @@
+"""``MemReranker``: the one object every adapter, the CLI and the evaluation use."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from memreranker_core.backends import ScoringBackend, create_backend
+from memreranker_core.documents import render_document, split_document, template_fields
+from memreranker_core.errors import ConfigurationError, InvalidInputError
+from memreranker_core.prompt import render_context_turn
+from memreranker_core.types import DocumentInput, RerankResult, ScoreRequest
+
+logger = logging.getLogger(__name__)
+
+BACKEND_ENV = "MEMRERANKER_BACKEND"
+DEFAULT_BACKEND = "local"
+
+ContextInput = Sequence["str | Mapping[str, Any]"]
+
+
+def sigmoid(logit: float) -> float:
+    """Numerically stable logistic function; ``sigmoid(inf) == 1.0``."""
+    if logit >= 0:
+        return 1.0 / (1.0 + math.exp(-logit))
+    exp = math.exp(logit)
+    return exp / (1.0 + exp)
+
+
+class MemReranker:
+    """Scores (query, document) pairs with MemReranker's yes/no head, locally or through a hosted API.
+
+    ``backend`` is the one flag that switches between your own CPU/GPU (``"local"``, the default, so private
+    memories never leave the machine unless you ask) and a hosted ``/rerank`` service (``"hosted"``). Construction
+    is cheap: the model loads, or the HTTP session opens, on first use or ``warm_up()``.
+
+    Args:
+        backend: ``"local"`` or ``"hosted"``; default from ``MEMRERANKER_BACKEND``, else ``"local"``.
+        model: Local: a hub id, a local path (default ``MEMRERANKER_MODEL``, else ``IAAR-Shanghai/MemReranker-4B``)
+            or a loaded sentence-transformers ``CrossEncoder``. Hosted: the service's model name.
+        instruction: The ``<Instruct>`` line; default the checkpoint's own (``config_sentence_transformers.json``),
+            else Qwen3-Reranker's web-search instruction.
+        context: Prior dialogue turns (strings or ``{"role", "content"}`` mappings) placed before the query; see
+            ``memreranker_core.prompt`` for the exact text.
+        document_template: Optional template such as ``"[{date}] {speaker}: {text}"`` applied to documents given
+            as ``{"text": ..., **metadata}`` mappings.
+        **options: Backend options. Local: ``device``, ``dtype``, ``max_length``, ``batch_tokens``,
+            ``attn_implementation``. Hosted: ``api_key``, ``base_url``, ``api_style`` and the timeout, retry and
+            limit options of ``memreranker_core.backends.hosted``. Options of the backend not chosen are ignored;
+            unknown ones raise ``ConfigurationError``.
+
+    Example:
+        >>> from memreranker_core import MemReranker
+        >>> rr = MemReranker()  # local; nothing loads yet
+        >>> results = rr.rerank("What does Caroline do?", ["Caroline is a counselor.", "It rained."], top_n=1)
+        ... # doctest: +SKIP
+        >>> results[0].index, round(results[0].score, 2)  # doctest: +SKIP
+        (0, 0.97)
+    """
+
+    def __init__(
+        self,
+        backend: str | None = None,
+        model: Any = None,
+        *,
+        instruction: str | None = None,
+        context: ContextInput | None = None,
+        document_template: str | None = None,
+        **options: Any,
+    ) -> None:
+        name = backend if backend is not None else os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
+        if not isinstance(name, str):
+            raise ConfigurationError(f"backend must be 'local' or 'hosted', not {type(name).__name__}")
+        self.backend_name = name.strip().lower()
+        self.instruction = _check_instruction(instruction)
+        self.context = _render_context(context)
+        if document_template is not None:
+            if not isinstance(document_template, str):
+                raise ConfigurationError("document_template must be a string like '[{date}] {speaker}: {text}'")
+            template_fields(document_template)
+        self.document_template = document_template
+        self._backend: ScoringBackend = create_backend(self.backend_name, model, options)
+
+    # ----------------------------------------------------------------- public API
+    def score(
+        self,
+        query: str,
+        documents: Sequence[DocumentInput],
+        *,
+        instruction: str | None = None,
+        context: ContextInput | None = None,
+        return_logits: bool = False,
+    ) -> list[float]:
+        """Score each document against ``query``.
+
+        Args:
+            query: The question.
+            documents: Texts, or ``{"text": ..., **metadata}`` mappings (rendered with ``document_template``).
+            instruction: Overrides the instance's instruction for this call.
+            context: Overrides the instance's dialogue context for this call (``[]`` clears it).
+            return_logits: Return raw log-odds instead of probabilities.
+
+        Returns:
+            P(yes) in [0, 1] per document (or log-odds), in input order. ``[]`` for no documents, without loading
+            the model.
+        """
+        logits = self._score_logits(query, documents, instruction, context)
+        return logits if return_logits else [sigmoid(value) for value in logits]
+
+    def rerank(
+        self,
+        query: str,
+        documents: Sequence[DocumentInput],
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        instruction: str | None = None,
+        context: ContextInput | None = None,
+    ) -> list[RerankResult]:
+        """Score and sort documents, best first (ties keep input order), then apply the threshold and ``top_n``.
+
+        Args:
+            query: The question.
+            documents: Texts or ``{"text": ..., **metadata}`` mappings.
+            top_n: Keep at most this many (``None``: all); must be at least 1.
+            score_threshold: Keep only documents whose P(yes) is at least this, in [0, 1].
+            instruction: Overrides the instance's instruction for this call.
+            context: Overrides the instance's dialogue context for this call.
+
+        Returns:
+            ``RerankResult`` per kept document, with its input ``index``, ``score``, text and ``logit``.
+        """
+        check_top_n(top_n)
+        check_threshold(score_threshold)
+        logits = self._score_logits(query, documents, instruction, context)
+        texts = [split_document(document, position)[0] for position, document in enumerate(documents)]
+        return select(
+            [RerankResult(i, sigmoid(v), texts[i], v) for i, v in enumerate(logits)], top_n, score_threshold
+        )
+
+    async def ascore(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[float]:
+        """``score`` without blocking the event loop (runs in a worker thread)."""
+        return await asyncio.to_thread(self.score, query, documents, **kwargs)
+
+    async def arerank(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[RerankResult]:
+        """``rerank`` without blocking the event loop (runs in a worker thread)."""
+        return await asyncio.to_thread(self.rerank, query, documents, **kwargs)
+
+    def warm_up(self) -> MemReranker:
+        """Load the model (local) or open the session (hosted) now rather than on the first call."""
+        self._backend.warm_up()
+        return self
+
+    def close(self) -> None:
+        """Release the backend's resources."""
+        self._backend.close()
+
+    def __enter__(self) -> MemReranker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def backend(self) -> ScoringBackend:
+        """The backend object (``LocalBackend`` or ``HostedBackend``)."""
+        return self._backend
+
+    def describe(self) -> dict[str, Any]:
+        """Public, secret-free settings of this reranker."""
+        return {
+            "backend": self.backend_name,
+            **self._backend.describe(),
+            "instruction": self.instruction,
+            "document_template": self.document_template,
+        }
+
+    def __repr__(self) -> str:
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.describe().items() if value is not None)
+        return f"MemReranker({settings})"
+
+    # ----------------------------------------------------------------- internals
+    def render_documents(self, documents: Sequence[DocumentInput]) -> tuple[str, ...]:
+        """The texts the model scores: each document through ``document_template`` (if set)."""
+        if isinstance(documents, (str, bytes, Mapping)) or not isinstance(documents, Sequence):
+            raise InvalidInputError(
+                f"documents must be a list of strings (or text mappings), not {type(documents).__name__}; "
+                "wrap a single document in a list"
+            )
+        rendered = []
+        for position, document in enumerate(documents):
+            text, metadata = split_document(document, position)
+            rendered.append(render_document(text, metadata, template=self.document_template))
+        return tuple(rendered)
+
+    def _score_logits(
+        self,
+        query: str,
+        documents: Sequence[DocumentInput],
+        instruction: str | None,
+        context: ContextInput | None,
+    ) -> list[float]:
+        check_query(query)
+        texts = self.render_documents(documents)
+        if not texts:
+            return []
+        request = ScoreRequest(
+            query=query,
+            documents=texts,
+            instruction=_check_instruction(instruction) or self.instruction,
+            context=self.context if context is None else _render_context(context),
+        )
+        logits = self._backend.score(request)
+        if len(logits) != len(texts):  # a backend bug must never shift scores onto other documents
+            raise RuntimeError(f"backend returned {len(logits)} scores for {len(texts)} documents")
+        return [float(value) for value in logits]
+
+
+def select(results: list[RerankResult], top_n: int | None, score_threshold: float | None) -> list[RerankResult]:
+    """Sort best first (stable, so ties keep input order), keep scores >= threshold, then the first ``top_n``."""
+    ranked = sorted(results, key=lambda result: -result.score)
+    if score_threshold is not None:
+        ranked = [result for result in ranked if result.score >= score_threshold]
+    return ranked if top_n is None else ranked[:top_n]
+
+
+def check_query(query: object) -> None:
+    """Raise ``InvalidInputError`` unless ``query`` is a non-blank string."""
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a string, not {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError("query is empty; pass the question the documents should answer")
+
+
+def check_top_n(top_n: object) -> None:
+    """Raise ``InvalidInputError`` unless ``top_n`` is ``None`` or an integer >= 1."""
+    if top_n is None:
+        return
+    if isinstance(top_n, bool) or not isinstance(top_n, int):
+        raise InvalidInputError(f"top_n must be a whole number >= 1 or None, not {type(top_n).__name__}")
+    if top_n <= 0:
+        raise InvalidInputError(f"top_n must be >= 1 (got {top_n}); use None to keep every document")
+
+
+def check_threshold(score_threshold: object) -> None:
+    """Raise ``InvalidInputError`` unless ``score_threshold`` is ``None`` or a number in [0, 1]."""
+    if score_threshold is None:
+        return
+    if isinstance(score_threshold, bool) or not isinstance(score_threshold, (int, float)):
+        raise InvalidInputError(
+            f"score_threshold must be a number in [0, 1] or None, not {type(score_threshold).__name__}"
+        )
+    if not 0.0 <= float(score_threshold) <= 1.0:
+        raise InvalidInputError(
+            f"score_threshold must be in [0, 1] (got {score_threshold}): scores are probabilities P(yes)"
+        )
+
+
+def _check_instruction(instruction: object) -> str | None:
+    if instruction is None:
+        return None
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise InvalidInputError("instruction must be a non-empty string, or None for the model's default")
+    return instruction
+
+
+def _render_context(context: object) -> tuple[str, ...]:
+    if context is None:
+        return ()
+    if isinstance(context, (str, bytes, Mapping)) or not isinstance(context, Sequence):
+        raise InvalidInputError(
+            f"context must be a list of prior dialogue turns (strings or {{'role', 'content'}} mappings), "
+            f"not {type(context).__name__}"
+        )
+    try:
+        return tuple(render_context_turn(turn) for turn in context)
+    except TypeError as exc:
+        raise InvalidInputError(str(exc)) from exc

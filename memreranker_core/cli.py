@@ -31,9 +31,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-length", type=int, help="local: most tokens per prompt (default 8192)")
     group.add_argument("--base-url", help="hosted: service URL (default $MEMOS_BASE_URL, else the Memos API)")
     group.add_argument("--api-style", choices=["memos", "vllm", "jina", "cohere", "tei"], help="hosted dialect")
-    group.add_argument(
-        "--api-key", help="hosted: API key (prefer the MEMOS_API_KEY variable: arguments show in `ps`)"
-    )
+    group.add_argument("--api-key", help="hosted: API key (prefer the MEMOS_API_KEY variable: arguments show in `ps`)")
 
 
 def reranker_from_args(args: argparse.Namespace, **extra: Any) -> Any:
@@ -118,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--query", "-q", required=True, help="the question")
     rerank.add_argument("--doc", "-d", action="append", metavar="TEXT", help="a document (repeatable)")
     rerank.add_argument(
-        "--docs-file", metavar="FILE", help=".jsonl (strings or {'text', ...} objects) or .txt (one per line); - is stdin"
+        "--docs-file",
+        metavar="FILE",
+        help=".jsonl (strings or {'text', ...} objects) or .txt (one per line); - is stdin",
     )
     rerank.add_argument("--top-n", type=int, help="keep at most N documents")
     rerank.add_argument("--threshold", type=float, help="keep documents with P(yes) >= this")

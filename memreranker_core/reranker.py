@@ -138,9 +138,7 @@ class MemReranker:
         check_threshold(score_threshold)
         logits = self._score_logits(query, documents, instruction, context)
         texts = [split_document(document, position)[0] for position, document in enumerate(documents)]
-        return select(
-            [RerankResult(i, sigmoid(v), texts[i], v) for i, v in enumerate(logits)], top_n, score_threshold
-        )
+        return select([RerankResult(i, sigmoid(v), texts[i], v) for i, v in enumerate(logits)], top_n, score_threshold)
 
     async def ascore(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[float]:
         """``score`` without blocking the event loop (runs in a worker thread)."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 #: A document as the core accepts it: its text, or a mapping with a ``"text"`` key plus metadata fields that a
 #: ``document_template`` can use (for example ``{"text": "...", "date": "8 May 2023", "speaker": "Caroline"}``).
-DocumentInput = Union[str, Mapping[str, Any]]
+DocumentInput = str | Mapping[str, Any]
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,9 @@ def create_backend(name: str, model: Any, options: Mapping[str, Any]) -> Scoring
     unknown = sorted(set(options) - every)
     if unknown:
         hints = {key: difflib.get_close_matches(key, every, n=1) for key in unknown}
-        detail = ", ".join(f"{key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "") for key, hint in hints.items())
+        detail = ", ".join(
+            f"{key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "") for key, hint in hints.items()
+        )
         raise ConfigurationError(f"unknown option(s) {detail}; known options: {sorted(every)}")
     chosen = {key: value for key, value in options.items() if key in known[name]}
     ignored = sorted(set(options) - set(chosen))

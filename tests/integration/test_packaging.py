@@ -25,7 +25,18 @@ IMPORTS = [
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-w", str(out), "-q"],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(REPO),
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            "-q",
+        ],
         check=True,
         timeout=300,
     )
@@ -44,8 +55,13 @@ def test_wheel_holds_the_four_packages_with_namespace_levels_left_open(wheel):
         "haystack_integrations/components/rankers/memreranker/__init__.py",
     ):
         assert required in names, f"{required} missing from the wheel"
-    for namespace in ("llama_index", "llama_index/postprocessor", "haystack_integrations",
-                      "haystack_integrations/components", "haystack_integrations/components/rankers"):
+    for namespace in (
+        "llama_index",
+        "llama_index/postprocessor",
+        "haystack_integrations",
+        "haystack_integrations/components",
+        "haystack_integrations/components/rankers",
+    ):
         assert f"{namespace}/__init__.py" not in names, f"{namespace} must stay a namespace package"
     assert not any(name.startswith(("tests/", "shared/", "benchmarks/")) for name in names)
 
@@ -54,12 +70,19 @@ def test_wheel_installs_into_a_fresh_venv_and_every_import_path_works(wheel, tmp
     env_dir = tmp_path / "fresh"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     python = env_dir / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        timeout=300,
+    )
     # The frameworks come from the test environment, appended after the fresh venv's own site-packages, so the
     # packages under test are the wheel's (the test environment's editable install is not activated).
-    fresh_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                capture_output=True, text=True, check=True).stdout.strip()
+    fresh_site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     (Path(fresh_site) / "zz_test_frameworks.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     probe = "\n".join(IMPORTS) + (
         "\nimport memreranker_core, langchain_memreranker\n"

@@ -63,7 +63,18 @@ def test_documents_from_a_jsonl_file_with_a_template(tiny_model_path, tmp_path):
 
 
 def test_documents_from_stdin_one_per_line(tiny_model_path):
-    args = ["rerank", "-q", QUERY, "--model", str(tiny_model_path), "--device", "cpu", "--json", "--docs-file", "-"]
+    args = [
+        "rerank",
+        "-q",
+        QUERY,
+        "--model",
+        str(tiny_model_path),
+        "--device",
+        "cpu",
+        "--json",
+        "--docs-file",
+        "-",
+    ]
     code, output = run_cli(*args, stdin="\n".join(DOCS) + "\n\n")
     assert code == 0 and len(json.loads(output)) == 3
 
@@ -87,7 +98,18 @@ def test_malformed_jsonl_line_is_reported_with_its_line_number(tmp_path, capsys)
 
 
 def test_the_installed_command_runs_against_the_tiny_model(tiny_model_path):
-    command = [sys.executable, "-m", "memreranker_core.cli", "rerank", "-q", QUERY, "-d", DOCS[0], "-d", DOCS[1]]
+    command = [
+        sys.executable,
+        "-m",
+        "memreranker_core.cli",
+        "rerank",
+        "-q",
+        QUERY,
+        "-d",
+        DOCS[0],
+        "-d",
+        DOCS[1],
+    ]
     env = {**os.environ, "MEMRERANKER_MODEL": str(tiny_model_path), "MEMRERANKER_BACKEND": "local"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -50,7 +50,7 @@ def test_a_string_instead_of_a_document_list_raises(unloaded):
 
 @pytest.mark.parametrize("top_n", [0, -3])
 def test_top_n_below_one_raises_and_says_to_use_none(unloaded, top_n):
-    with pytest.raises(InvalidInputError, match="top_n must be >= 1.*use None"):
+    with pytest.raises(InvalidInputError, match=r"top_n must be >= 1.*use None"):
         unloaded.rerank("query", ["doc"], top_n=top_n)
 
 
@@ -72,7 +72,7 @@ def test_invalid_input_errors_are_also_value_and_type_errors():
 
 
 def test_unknown_backend_raises_configuration_error_listing_the_choices():
-    with pytest.raises(ConfigurationError, match="unknown backend 'gpu'.*'local'.*'hosted'"):
+    with pytest.raises(ConfigurationError, match=r"unknown backend 'gpu'.*'local'.*'hosted'"):
         MemReranker(backend="gpu")
 
 

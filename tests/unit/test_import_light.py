@@ -5,7 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "sentence_transformers", "requests", "langchain_core", "llama_index", "haystack")
+HEAVY = (
+    "torch",
+    "transformers",
+    "sentence_transformers",
+    "requests",
+    "langchain_core",
+    "llama_index",
+    "haystack",
+)
 
 
 def _loaded_after(code: str) -> set[str]:

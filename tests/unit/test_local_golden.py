@@ -33,7 +33,7 @@ def reranker(tiny_model_path):
 
 def assert_matches_card(ours: list[float], reference: list[float]) -> float:
     assert len(ours) == len(reference)
-    worst = max(abs(a - b) for a, b in zip(ours, reference))
+    worst = max(abs(a - b) for a, b in zip(ours, reference, strict=True))
     assert worst <= TOLERANCE, f"largest difference from the card's recipe: {worst:.2e}"
     return worst
 
@@ -75,7 +75,10 @@ def test_golden_scores_with_dialogue_context_in_the_query_field(reranker, card_m
 
 def test_context_given_as_role_content_mappings_renders_as_role_colon_content(reranker):
     documents = synthetic_memories(5)
-    as_mappings = [{"role": "Melanie", "content": "How have you been?"}, {"speaker": "Caroline", "text": CONTEXT[1][10:]}]
+    as_mappings = [
+        {"role": "Melanie", "content": "How have you been?"},
+        {"speaker": "Caroline", "text": CONTEXT[1][10:]},
+    ]
     assert reranker.score("When was that?", documents, context=as_mappings) == pytest.approx(
         reranker.score("When was that?", documents, context=CONTEXT), abs=1e-9
     )

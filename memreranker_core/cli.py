@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -32,13 +33,25 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--base-url", help="hosted: service URL (default $MEMOS_BASE_URL, else the Memos API)")
     group.add_argument("--api-style", choices=["memos", "vllm", "jina", "cohere", "tei"], help="hosted dialect")
     group.add_argument("--api-key", help="hosted: API key (prefer the MEMOS_API_KEY variable: arguments show in `ps`)")
+    group.add_argument("--read-timeout", type=float, help="hosted: seconds to wait for an answer")
+    group.add_argument("--max-retries", type=int, help="hosted: retries on timeouts, 408, 429 and 5xx")
+    group.add_argument("--max-concurrency", type=int, help="hosted: requests of one call in flight at once")
+    group.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=None,
+        help="hosted: allow plain http:// to a host that is not loopback (memories and key travel in clear)",
+    )
 
 
 def reranker_from_args(args: argparse.Namespace, **extra: Any) -> Any:
     """Build a ``MemReranker`` from the backend options (only those given, so defaults stay the core's)."""
     from memreranker_core import MemReranker
 
-    names = ("device", "dtype", "max_length", "base_url", "api_style", "api_key")
+    names = (
+        *("device", "dtype", "max_length"),
+        *("base_url", "api_style", "api_key", "read_timeout", "max_retries", "max_concurrency", "allow_insecure_http"),
+    )
     options = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return MemReranker(backend=args.backend, model=args.model, instruction=args.instruction, **options, **extra)
 
@@ -126,12 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     rerank.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_backend_arguments(rerank)
     rerank.set_defaults(handler=run_rerank)
+    from memreranker_core.eval.cli import add_eval_parser
+
+    add_eval_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stdin: TextIO | None = None) -> int:
     """Run the command line; returns the exit status (2 for a usage or input error, 1 for a backend failure)."""
     args = build_parser().parse_args(argv)
+    if not args.verbose:  # keep transformers' weight-loading bars out of the table
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.handler(args, stdout or sys.stdout, stdin or sys.stdin))

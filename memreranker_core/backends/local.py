@@ -8,12 +8,16 @@ How it gets its speed (scores stay equal to the model card's transformers recipe
    budget (``batch_tokens``), right-padded.
 3. Only each document's last real token is read, and scored with one fp32 vector ``W[yes] - W[no]``: no
    vocabulary-wide projection anywhere.
+4. The prefix cache is shared by broadcasting, never copied per document or kept per layer, and padding needs no
+   attention mask (it only ever follows a row's real tokens), so memory is bounded by the token budget.
+5. A batch that runs out of memory halves the budget and is retried (logged once); see ``local_batching``.
 
 torch and transformers are imported when the model loads, not when this module is imported.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -23,7 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from memreranker_core._optional import require
-from memreranker_core.errors import ConfigurationError, InvalidInputError, ModelLoadError
+from memreranker_core.backends.local_batching import (
+    DEFAULT_BATCH_TOKENS,
+    TokenBudget,
+    default_batch_tokens,
+    is_out_of_memory,
+    plan_batches,
+    run_in_budget,
+    shared_prefix_cache,
+)
+from memreranker_core.errors import BackendError, ConfigurationError, InvalidInputError, ModelLoadError
 from memreranker_core.prompt import DEFAULT_INSTRUCTION, NO_TOKEN, SUFFIX, SYSTEM_PREFIX, YES_TOKEN, body_head
 from memreranker_core.types import ScoreRequest
 
@@ -32,9 +45,9 @@ logger = logging.getLogger(__name__)
 MODEL_ENV = "MEMRERANKER_MODEL"
 DEFAULT_MODEL = "IAAR-Shanghai/MemReranker-4B"
 DEFAULT_MAX_LENGTH = 8192
-#: Padded document tokens per forward pass, by device type, when ``batch_tokens`` is not given.
-DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 4096}
 DTYPES = ("float32", "bfloat16", "float16")
+
+__all__ = ["DEFAULT_BATCH_TOKENS", "LoadedModel", "LocalBackend", "PreparedCall", "plan_batches", "prepare"]
 
 
 @dataclass(frozen=True)
@@ -60,8 +73,14 @@ class LocalBackend:
         device: ``"cuda"``, ``"cuda:1"``, ``"cpu"``...; default CUDA if available, else CPU.
         dtype: ``"float32"``, ``"bfloat16"`` or ``"float16"``; default bfloat16 on CUDA, float32 on CPU.
         max_length: Most tokens of one prompt (default 8192); only a document's tail is cut to fit.
-        batch_tokens: Most padded document tokens per forward pass (default 32768 on CUDA, 4096 on CPU).
-        attn_implementation: transformers attention implementation (default ``"sdpa"``).
+        batch_tokens: Most padded document tokens per forward pass (default: 32768 on CUDA, halved on GPUs under
+            40 GiB and again under 16 GiB; 512 on CPU). If a batch runs out of memory the budget is halved and
+            the batch retried (logged once); no score is lost or changed.
+        attn_implementation: transformers attention implementation (default ``"sdpa"``; ``"flash_attention_2"``
+            needs the ``flash-attn`` package). Ignored for a ``CrossEncoder``, which keeps its own.
+
+    With a ``CrossEncoder``, its model is used where it is: ``device`` and ``dtype`` default to the model's own,
+    and giving other values moves or casts the encoder's model in place.
 
     Example:
         >>> from memreranker_core import MemReranker
@@ -103,14 +122,26 @@ class LocalBackend:
         self.dtype_name = None if dtype is None else str(dtype).replace("torch.", "")
         self.max_length = max_length
         self.batch_tokens = batch_tokens
+        if attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            raise ConfigurationError(
+                "attn_implementation='flash_attention_2' needs the flash-attn package (CUDA only): "
+                "pip install flash-attn --no-build-isolation; or use the default 'sdpa'"
+            )
         self.attn_implementation = attn_implementation
+        self._budget: TokenBudget | None = None
         self._lock = threading.RLock()
         self._loaded: LoadedModel | None = None
 
     # ----------------------------------------------------------------- protocol
     def describe(self) -> dict[str, Any]:
         model = self.model_ref if isinstance(self.model_ref, str) else type(self.model_ref).__name__
-        return {"model": model, "device": self.device_name, "dtype": self.dtype_name, "max_length": self.max_length}
+        return {
+            "model": model,
+            "device": self.device_name,
+            "dtype": self.dtype_name,
+            "max_length": self.max_length,
+            "batch_tokens": self._budget.value if self._budget is not None else self.batch_tokens,
+        }
 
     def warm_up(self) -> None:
         self._load()
@@ -118,11 +149,17 @@ class LocalBackend:
     def close(self) -> None:
         with self._lock:
             self._loaded = None
+            self._budget = None
 
     def score(self, request: ScoreRequest) -> list[float]:
         with self._lock:
             loaded = self._load()
-            return _score(loaded, request, self.max_length, self._batch_tokens(loaded))
+            return _score(loaded, request, self.max_length, self.budget)
+
+    def prepare(self, request: ScoreRequest) -> PreparedCall:
+        """The token ids this backend would run for ``request`` (for checks and benchmarks)."""
+        with self._lock:
+            return prepare(self._load(), request, self.max_length)
 
     # ----------------------------------------------------------------- loading
     @property
@@ -130,10 +167,14 @@ class LocalBackend:
         """The loaded model, loading it first if needed."""
         return self._load()
 
-    def _batch_tokens(self, loaded: LoadedModel) -> int:
-        if self.batch_tokens is not None:
-            return self.batch_tokens
-        return DEFAULT_BATCH_TOKENS.get(loaded.device.type, DEFAULT_BATCH_TOKENS["cpu"])
+    @property
+    def budget(self) -> TokenBudget:
+        """The token budget in use (after any out-of-memory reductions), loading the model first if needed."""
+        with self._lock:
+            loaded = self._load()
+            if self._budget is None:
+                self._budget = TokenBudget(self.batch_tokens or default_batch_tokens(loaded.device))
+            return self._budget
 
     def _load(self) -> LoadedModel:
         with self._lock:
@@ -144,13 +185,17 @@ class LocalBackend:
     def _load_model(self) -> LoadedModel:
         torch = require("torch", extra="local", purpose="The local backend")
         require("transformers", extra="local", purpose="The local backend")
-        device = torch.device(self.device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
-        dtype_name = self.dtype_name or ("bfloat16" if device.type == "cuda" else "float32")
-        dtype = getattr(torch, dtype_name)
         if _is_cross_encoder(self.model_ref):
             model, tokenizer, instruction = _from_cross_encoder(self.model_ref)
-            model = model.to(device=device, dtype=dtype)
+            device = torch.device(self.device_name) if self.device_name else model.device
+            dtype = getattr(torch, self.dtype_name) if self.dtype_name else model.dtype
+            dtype_name = str(dtype).replace("torch.", "")
+            if (model.device, model.dtype) != (device, dtype):
+                model = model.to(device=device, dtype=dtype)
         else:
+            device = torch.device(self.device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
+            dtype_name = self.dtype_name or ("bfloat16" if device.type == "cuda" else "float32")
+            dtype = getattr(torch, dtype_name)
             model, tokenizer = _from_pretrained(self.model_ref, dtype, self.attn_implementation)
             model = model.to(device)
             instruction = read_default_instruction(self.model_ref)
@@ -174,10 +219,20 @@ class LocalBackend:
 
 
 # --------------------------------------------------------------------- scoring
-def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, batch_tokens: int) -> list[float]:
-    """Log-odds per document: the shared prefix once, then documents in token-budgeted batches."""
-    import torch
+@dataclass(frozen=True)
+class PreparedCall:
+    """One call's token ids: the shared prefix (system prompt to ``<Document>:``) and each document's tokens."""
 
+    shared: list[int]
+    sequences: list[list[int]]  # " " + document (tail-truncated to fit) + suffix, per document
+
+    def pair_ids(self, index: int) -> list[int]:
+        """The full prompt of document ``index``: exactly the card recipe's tokens for that pair."""
+        return self.shared + self.sequences[index]
+
+
+def prepare(loaded: LoadedModel, request: ScoreRequest, max_length: int) -> PreparedCall:
+    """Tokenize one call: the shared prefix once, every document once."""
     instruction = request.instruction or loaded.default_instruction
     head_ids = _encode(loaded.tokenizer, [body_head(request.query, instruction, request.context)])[0]
     shared = list(loaded.prefix_ids) + head_ids
@@ -191,30 +246,40 @@ def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, batch_to
     truncated = sum(len(ids) > room for ids in doc_ids)
     if truncated:
         logger.debug("%d document(s) cut to their first %d tokens (max_length=%d)", truncated, room, max_length)
-    sequences = [ids[:room] + list(loaded.suffix_ids) for ids in doc_ids]
-    logits = [0.0] * len(sequences)
+    suffix = list(loaded.suffix_ids)
+    return PreparedCall(shared=shared, sequences=[ids[:room] + suffix for ids in doc_ids])
+
+
+def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, budget: TokenBudget) -> list[float]:
+    """Log-odds per document: the shared prefix once, then documents in token-budgeted batches."""
+    import torch
+
+    call = prepare(loaded, request, max_length)
+    sequences = call.sequences
     with torch.inference_mode():
-        prefix_cache = _run_prefix(loaded, shared)
-        for batch in plan_batches([len(seq) for seq in sequences], batch_tokens):
-            values = _run_batch(loaded, prefix_cache, len(shared), [sequences[i] for i in batch])
-            for position, value in zip(batch, values):
-                logits[position] = value
-    return logits
+        prefix_cache = _run_prefix(loaded, call.shared)
+        try:
+            return run_in_budget(
+                [len(seq) for seq in sequences],
+                budget,
+                lambda batch: _run_batch(loaded, prefix_cache, len(call.shared), [sequences[i] for i in batch]),
+                on_oom=lambda: _free_cached_memory(loaded.device),
+            )
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            raise BackendError(
+                f"out of memory even with one document per batch on {loaded.device}: a document of up to "
+                f"{max(map(len, sequences)) + len(call.shared)} tokens does not fit; lower max_length (now "
+                f"{max_length}) or free memory on the device"
+            ) from exc
 
 
-def plan_batches(lengths: list[int], batch_tokens: int) -> list[list[int]]:
-    """Group indices into batches, longest first, so that ``count * longest`` stays within ``batch_tokens``.
+def _free_cached_memory(device: Any) -> None:
+    import torch
 
-    A sequence longer than the budget gets a batch of its own. Every index appears in exactly one batch.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    for index in order:
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
-            batches[-1].append(index)
-        else:
-            batches.append([index])
-    return batches
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _run_prefix(loaded: LoadedModel, shared: list[int]) -> list[tuple[Any, Any]]:
@@ -227,27 +292,24 @@ def _run_prefix(loaded: LoadedModel, shared: list[int]) -> list[tuple[Any, Any]]
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _run_batch(loaded: LoadedModel, prefix: list[tuple[Any, Any]], prefix_len: int, seqs: list[list[int]]) -> list[float]:
-    """Run right-padded document sequences against the shared prefix cache; read each last real token."""
+def _run_batch(
+    loaded: LoadedModel, prefix: list[tuple[Any, Any]], prefix_len: int, seqs: list[list[int]]
+) -> list[float]:
+    """Run right-padded document sequences against the shared prefix; read each last real token.
+
+    No attention mask is needed: the prefix is all real tokens and padding only ever follows a row's real
+    tokens, so the causal mask alone keeps every real token from seeing padding.
+    """
     import torch
-    from transformers import DynamicCache
 
     count, width = len(seqs), max(len(seq) for seq in seqs)
-    input_ids = torch.full((count, width), loaded.pad_id, dtype=torch.long)
-    mask = torch.zeros((count, prefix_len + width), dtype=torch.long)
-    mask[:, :prefix_len] = 1
-    for row, seq in enumerate(seqs):
-        input_ids[row, : len(seq)] = torch.tensor(seq)
-        mask[row, prefix_len : prefix_len + len(seq)] = 1
-    positions = torch.arange(prefix_len, prefix_len + width).unsqueeze(0).expand(count, -1)
-    cache = DynamicCache(config=loaded.model.config)
-    for layer, (keys, values) in enumerate(prefix):
-        cache.update(keys.expand(count, -1, -1, -1), values.expand(count, -1, -1, -1), layer)
+    rows = [seq + [loaded.pad_id] * (width - len(seq)) for seq in seqs]
+    input_ids = torch.tensor(rows, dtype=torch.long, device=loaded.device)
+    positions = torch.arange(prefix_len, prefix_len + width, device=loaded.device).unsqueeze(0).expand(count, -1)
     output = loaded.model.model(
-        input_ids=input_ids.to(loaded.device),
-        attention_mask=mask.to(loaded.device),
-        position_ids=positions.to(loaded.device),
-        past_key_values=cache,
+        input_ids=input_ids,
+        position_ids=positions,
+        past_key_values=shared_prefix_cache(prefix, count),
         use_cache=True,
     )
     last = torch.tensor([len(seq) - 1 for seq in seqs], device=loaded.device)
@@ -257,9 +319,7 @@ def _run_batch(loaded: LoadedModel, prefix: list[tuple[Any, Any]], prefix_len: i
 
 def _encode(tokenizer: Any, texts: list[str], *, user_text: bool = True) -> list[list[int]]:
     """Token ids of ``texts``; user text is never parsed for special tokens (``<|im_end|>`` stays literal)."""
-    encoded = tokenizer(
-        texts, add_special_tokens=False, return_attention_mask=False, split_special_tokens=user_text
-    )
+    encoded = tokenizer(texts, add_special_tokens=False, return_attention_mask=False, split_special_tokens=user_text)
     return [list(ids) for ids in encoded["input_ids"]]
 
 

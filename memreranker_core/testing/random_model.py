@@ -143,6 +143,9 @@ def build_random_model(
     seed: int = 0,
     instruction: str | None = None,
     save_weights: bool = True,
+    cross_encoder: bool = False,
+    config_overrides: dict[str, Any] | None = None,
+    weights_dtype: str = "float32",
 ) -> Path:
     """Save a random-weight Qwen3 reranker (config, weights, tokenizer) to ``path`` and return it.
 
@@ -153,6 +156,14 @@ def build_random_model(
         instruction: If given, written as the default prompt of a ``config_sentence_transformers.json``, the way a
             sentence-transformers checkpoint carries its instruction.
         save_weights: False writes only the config and tokenizer (for models built on the fly by benchmarks).
+        cross_encoder: Also save it as a sentence-transformers ``CrossEncoder`` checkpoint, the way
+            ``IAAR-Shanghai/MemReranker-4B`` is published: a ``Transformer`` module on the causal LM, a
+            ``LogitScore(true_token_id=9693, false_token_id=2152)`` module, the default prompt ``"query"``
+            holding the instruction, and a chat template that renders a (query, document) pair to exactly the
+            card recipe's prompt. Needs ``save_weights`` and sentence-transformers.
+        config_overrides: ``Qwen3Config`` fields to change, e.g. ``{"num_hidden_layers": 4}`` for a shallower
+            copy of a real shape (benchmarks on a CPU).
+        weights_dtype: dtype of the saved weights (``"bfloat16"`` halves the disk and load time of ``4b``).
 
     Returns:
         The folder, loadable with ``MemReranker(model=str(path))`` or ``from_pretrained``.
@@ -175,17 +186,74 @@ def build_random_model(
         bos_token_id=151643,
         eos_token_id=151645,
         pad_token_id=151643,
-        **MODEL_SHAPES[shape],
+        **{**MODEL_SHAPES[shape], **(config_overrides or {})},
     )
     config.save_pretrained(out)
     if save_weights:
         torch.manual_seed(seed)
-        model = Qwen3ForCausalLM(config).eval()
+        model = Qwen3ForCausalLM(config).eval().to(getattr(torch, weights_dtype))
         model.save_pretrained(out)
+        del model
     tokenizer.save_pretrained(out)
-    if instruction is not None:
+    if cross_encoder:
+        if not save_weights:
+            raise ValueError("cross_encoder=True needs save_weights=True")
+        save_as_cross_encoder(out, instruction=instruction)
+    elif instruction is not None:
         (out / "config_sentence_transformers.json").write_text(
             json.dumps({"prompts": {"memory": instruction}, "default_prompt_name": "memory"}, indent=2)
         )
     logger.info("Saved a random %s Qwen3 reranker to %s", shape, out)
+    return out
+
+
+#: A chat template for sentence-transformers' (query, document) pair messages (roles ``system`` for the prompt,
+#: ``query``, ``document``) that renders exactly the model card's transformers prompt. The closing ``"\n\n"`` is
+#: a Jinja expression because Jinja drops a template's final newline.
+CROSS_ENCODER_CHAT_TEMPLATE = (
+    "{%- set ns = namespace(instruction='"
+    + "Given a web search query, retrieve relevant passages that answer the query"
+    + "', query='', document='') -%}"
+    "{%- for message in messages -%}"
+    "{%- if message.content is string -%}{%- set text = message.content -%}"
+    "{%- else -%}{%- set text = message.content | map(attribute='text') | join('') -%}{%- endif -%}"
+    "{%- if message.role == 'system' -%}{%- set ns.instruction = text -%}"
+    "{%- elif message.role == 'query' -%}{%- set ns.query = text -%}"
+    "{%- elif message.role == 'document' -%}{%- set ns.document = text -%}{%- endif -%}"
+    "{%- endfor -%}"
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
+    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+    "<Instruct>: {{ ns.instruction }}\n<Query>: {{ ns.query }}\n<Document>: {{ ns.document }}<|im_end|>\n"
+    "<|im_start|>assistant\n<think>\n\n</think>{{ '\\n\\n' }}"
+)
+
+
+def save_as_cross_encoder(path: str | os.PathLike[str], *, instruction: str | None = None) -> Path:
+    """Turn the causal-LM checkpoint at ``path`` into a sentence-transformers ``CrossEncoder`` checkpoint in place.
+
+    Args:
+        path: A folder written by ``build_random_model`` (or any Qwen3 reranker checkpoint).
+        instruction: The default prompt (``prompts["query"]``); default Qwen3-Reranker's web-search instruction.
+
+    Returns:
+        The folder, loadable with ``CrossEncoder(str(path))``.
+    """
+    require("sentence_transformers", extra="local", purpose="Saving a CrossEncoder checkpoint")
+    from sentence_transformers import CrossEncoder
+    from transformers import AutoTokenizer
+
+    from memreranker_core.prompt import DEFAULT_INSTRUCTION
+
+    out = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokenizer.chat_template = CROSS_ENCODER_CHAT_TEMPLATE
+    tokenizer.save_pretrained(out)
+    encoder = CrossEncoder(
+        str(out),
+        device="cpu",
+        prompts={"query": instruction or DEFAULT_INSTRUCTION},
+        default_prompt_name="query",
+        local_files_only=True,
+    )
+    encoder.save_pretrained(str(out))
     return out

@@ -90,5 +90,5 @@ def test_wheel_installs_into_a_fresh_venv_and_every_import_path_works(wheel, tmp
         f"assert langchain_memreranker.__file__.startswith({fresh_site!r})\n"
         "print('ALL_IMPORTS_OK')"
     )
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert "ALL_IMPORTS_OK" in result.stdout, result.stderr[-3000:]

@@ -114,3 +114,38 @@ def test_the_installed_command_runs_against_the_tiny_model(tiny_model_path):
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(2 of 2 documents" in result.stdout
+
+
+def test_hosted_options_reach_the_backend():
+    from memreranker_core.cli import build_parser, reranker_from_args
+
+    args = build_parser().parse_args(
+        [
+            "rerank",
+            "-q",
+            "q",
+            "-d",
+            "d",
+            "--backend",
+            "hosted",
+            "--base-url",
+            "http://10.1.2.3:8000",
+            "--api-style",
+            "vllm",
+            "--allow-insecure-http",
+            "--read-timeout",
+            "7.5",
+            "--max-retries",
+            "1",
+            "--max-concurrency",
+            "2",
+        ]
+    )
+    backend = reranker_from_args(args).backend
+    assert (backend.base_url, backend.read_timeout, backend.max_retries, backend.max_concurrency) == (
+        "http://10.1.2.3:8000",
+        7.5,
+        1,
+        2,
+    )
+    assert backend.allow_insecure_http is True

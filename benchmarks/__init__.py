@@ -1,0 +1,1 @@
+"""Speed benchmarks of the local backend against sentence-transformers and the model card recipe."""

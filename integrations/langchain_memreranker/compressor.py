@@ -1,0 +1,156 @@
+"""``MemRerankerCompressor``: MemReranker as a LangChain document compressor (reranker)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from copy import deepcopy
+from typing import Any
+
+from langchain_core.callbacks import Callbacks
+from langchain_core.documents import BaseDocumentCompressor, Document
+from langchain_core.utils import secret_from_env
+from pydantic import ConfigDict, Field, SecretStr
+
+from memreranker_core import MemReranker, RerankResult
+from memreranker_core.adapter_support import (
+    API_KEY_ENV,
+    RerankCall,
+    build_reranker,
+    check_count,
+    pick,
+    plan_call,
+    reranker_settings,
+)
+from memreranker_core.reranker import check_threshold
+
+logger = logging.getLogger(__name__)
+
+
+class MemRerankerCompressor(BaseDocumentCompressor):
+    """Reranks retrieved documents with MemReranker, on your own CPU/GPU or through a hosted ``/rerank`` service.
+
+    Returns copies of the best documents, best first, each with ``metadata["relevance_score"]`` (P(yes) in
+    [0, 1]) and its ``id`` and metadata kept; the input documents are never modified.
+
+    Example:
+        >>> from langchain_classic.retrievers import ContextualCompressionRetriever
+        >>> from langchain_memreranker import MemRerankerCompressor
+        >>> compressor = MemRerankerCompressor(backend="local", top_n=3, metadata_fields=["date"])
+        >>> retriever = ContextualCompressionRetriever(
+        ...     base_compressor=compressor, base_retriever=base
+        ... )  # doctest: +SKIP
+        >>> retriever.invoke("When did Caroline go to the support group?")  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
+
+    backend: str | None = None
+    """``"local"`` or ``"hosted"``; default from ``MEMRERANKER_BACKEND``, else local."""
+    model: str | None = None
+    """Hub id or local path (local), or the service's model name (hosted)."""
+    device: str | None = None
+    """Local device, such as ``"cuda"`` or ``"cpu"``; default CUDA if available."""
+    instruction: str | None = None
+    """The ``<Instruct>`` line; default the model's own."""
+    api_key: SecretStr | None = Field(default_factory=secret_from_env(API_KEY_ENV, default=None), exclude=True)
+    """Hosted API key; default from ``MEMOS_API_KEY``. Never shown, and left out of ``model_dump`` (a reloaded
+    compressor reads ``MEMOS_API_KEY`` again)."""
+    base_url: str | None = None
+    """Hosted service URL; default from ``MEMOS_BASE_URL``, else the Memos API."""
+    api_style: str | None = None
+    """Hosted dialect: ``memos``, ``vllm``, ``jina``, ``cohere`` or ``tei``."""
+    document_template: str | None = None
+    """Template such as ``"[{date}] {speaker}: {text}"`` filled from each document's metadata."""
+    reranker_options: dict[str, Any] = Field(default_factory=dict)
+    """Other ``MemReranker`` options (``dtype``, ``max_length``, ``read_timeout``, ...)."""
+    top_n: int | None = 3
+    """Number of documents to return (``None``: all)."""
+    score_threshold: float | None = None
+    """Drop documents scoring below this P(yes), in [0, 1]."""
+    metadata_fields: list[str] = Field(default_factory=list)
+    """Metadata keys whose values are prepended to the scored text (dates and speakers matter for memory)."""
+    metadata_separator: str = "\n"
+    """What joins the prepended metadata values and the text."""
+    reranker: MemReranker | None = Field(default=None, exclude=True, repr=False)
+    """An existing ``MemReranker`` to share instead of the settings above (one loaded model, many adapters)."""
+
+    def __init__(self, **data: Any) -> None:
+        super().__init__(**data)
+        # Checked after pydantic's validation, so the typed errors of memreranker_core reach the caller unwrapped.
+        check_count("top_n", self.top_n)
+        check_threshold(self.score_threshold)
+        settings = {name: getattr(self, name) for name in ("backend", "model", "device", "instruction")}
+        settings.update(base_url=self.base_url, api_style=self.api_style, document_template=self.document_template)
+        if self.reranker is not None:
+            build_reranker(self.reranker, **settings, reranker_options=self.reranker_options)
+            for name, value in reranker_settings(self.reranker).items():
+                setattr(self, name, value)
+        else:
+            key = self.api_key.get_secret_value() if self.api_key is not None else None
+            self.reranker = build_reranker(None, **settings, api_key=key, reranker_options=self.reranker_options)
+
+    def compress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+    ) -> Sequence[Document]:
+        """Rerank ``documents`` against ``query``.
+
+        Args:
+            documents: The retrieved documents (left unchanged).
+            query: The question.
+            callbacks: Unused; accepted for the LangChain interface.
+            top_n: Overrides the instance's ``top_n`` for this call (``None`` keeps it).
+            score_threshold: Overrides the instance's ``score_threshold`` for this call (``0.0`` keeps every
+                document).
+
+        Returns:
+            Copies of the kept documents, best first, with ``metadata["relevance_score"]``.
+        """
+        call = self._plan(documents, query, top_n, score_threshold)
+        return self._copies(documents, call.run(self._reranker))
+
+    async def acompress_documents(
+        self,
+        documents: Sequence[Document],
+        query: str,
+        callbacks: Callbacks | None = None,
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+    ) -> Sequence[Document]:
+        """``compress_documents`` without blocking the event loop (same arguments and result)."""
+        call = self._plan(documents, query, top_n, score_threshold)
+        return self._copies(documents, await call.arun(self._reranker))
+
+    @property
+    def _reranker(self) -> MemReranker:
+        assert self.reranker is not None  # set by the validator
+        return self.reranker
+
+    def _plan(
+        self, documents: Sequence[Document], query: str, top_n: int | None, score_threshold: float | None
+    ) -> RerankCall:
+        return plan_call(
+            query,
+            [(document.page_content, document.metadata) for document in documents],
+            top_n=pick(top_n, self.top_n),
+            score_threshold=pick(score_threshold, self.score_threshold),
+            metadata_fields=self.metadata_fields,
+            separator=self.metadata_separator,
+            with_metadata=self._reranker.document_template is not None,
+        )
+
+    @staticmethod
+    def _copies(documents: Sequence[Document], results: list[RerankResult]) -> list[Document]:
+        return [
+            documents[result.index].model_copy(
+                update={"metadata": {**deepcopy(documents[result.index].metadata), "relevance_score": result.score}}
+            )
+            for result in results
+        ]

@@ -1,0 +1,111 @@
+"""``memreranker eval locomo``: the LoCoMo retrieve-then-rerank benchmark from the command line.
+
+Examples:
+    memreranker eval locomo --data locomo10.json --first-stage-only              # BM25 alone, no model
+    memreranker eval locomo --data locomo10.json --model IAAR-Shanghai/MemReranker-4B --device cuda --dtype bfloat16
+    memreranker eval locomo --data locomo10.json --backend hosted --model memos-reranker-4b --limit 200
+
+Only the standard library is imported at module level: ranx, bm25s, matplotlib and the backend load when the
+command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, TextIO
+
+DEFAULT_OUT = "locomo-eval"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] (scores are P(yes)), got {value}")
+    return value
+
+
+def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``eval`` (with its ``locomo`` benchmark) on the ``memreranker`` command's subparsers."""
+    from memreranker_core.cli import add_backend_arguments
+    from memreranker_core.eval.first_stage import FIRST_STAGES
+    from memreranker_core.eval.runner import DEFAULT_TEMPLATE
+
+    evaluate = subparsers.add_parser("eval", help="run a retrieval benchmark (LoCoMo) with the model card's metrics")
+    benchmarks = evaluate.add_subparsers(dest="benchmark", required=True)
+    locomo = benchmarks.add_parser(
+        "locomo",
+        help="LoCoMo retrieve-then-rerank: first stage top-K, then MemReranker; MAP, MRR, NDCG, R@k, F1",
+        description=(
+            "For each LoCoMo question, rank its conversation's turns with the first stage, keep the top K, rerank "
+            "them, and report the model card's columns overall (categories 1-4), per category and for category 5 "
+            "(adversarial) apart. Writes results.json, results.md, chart.png and per_question.jsonl to --out."
+        ),
+    )
+    locomo.add_argument("--data", required=True, metavar="PATH", help="locomo10.json")
+    locomo.add_argument("--candidates", type=_positive_int, default=50, metavar="K", help="first-stage top K (50)")
+    locomo.add_argument(
+        "--first-stage", default="bm25", metavar="NAME", help=f"first-stage retriever: {', '.join(FIRST_STAGES)}"
+    )
+    locomo.add_argument(
+        "--first-stage-only", action="store_true", help="evaluate the first stage alone (no model, no backend)"
+    )
+    locomo.add_argument("--threshold", type=_probability, default=0.5, help="P(yes) threshold of the F1 column (0.5)")
+    locomo.add_argument("--limit", type=_positive_int, metavar="N", help="only the first N questions with evidence")
+    locomo.add_argument("--out", default=DEFAULT_OUT, metavar="DIR", help=f"output folder ({DEFAULT_OUT})")
+    locomo.add_argument(
+        "--template", default=DEFAULT_TEMPLATE, help=f"how a turn is rendered (default {DEFAULT_TEMPLATE!r})"
+    )
+    locomo.add_argument(
+        "--no-image-captions", action="store_true", help="do not append shared images' captions to turn text"
+    )
+    locomo.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_backend_arguments(locomo)
+    locomo.set_defaults(handler=run_eval_locomo)
+    return evaluate
+
+
+def run_eval_locomo(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
+    """Handle ``memreranker eval locomo``: run, write the report, print the table and the files written."""
+    from memreranker_core.eval.locomo import load_locomo
+    from memreranker_core.eval.report import markdown_table, write_report
+    from memreranker_core.eval.runner import EvalConfig, run_locomo, summarize
+
+    config = EvalConfig(
+        candidates=args.candidates,
+        first_stage=args.first_stage,
+        threshold=args.threshold,
+        limit=args.limit,
+        document_template=args.template,
+        image_captions=not args.no_image_captions,
+    )
+    data = load_locomo(args.data)
+    reranker = None
+    if not args.first_stage_only:
+        from memreranker_core.cli import reranker_from_args
+
+        reranker = reranker_from_args(args, document_template=config.document_template)
+        reranker.warm_up()  # load the model before the clock starts: latency is per rerank call
+    try:
+        run = run_locomo(data, reranker, config, progress=False if args.no_progress else None)
+    finally:
+        if reranker is not None:
+            reranker.close()
+    summary = summarize(run)
+    paths = write_report(run, summary, Path(args.out))
+    stdout.write(markdown_table(run, summary))
+    stdout.write("\nwrote " + ", ".join(str(path) for path in paths.values()) + "\n")
+    return 0

@@ -1,0 +1,211 @@
+"""MemRerankerRanker in real Haystack: a Pipeline of InMemoryBM25Retriever -> our ranker, run with run() and
+run_async(), dumped to YAML and loaded back, and the ranker's own contract, on the tiny offline model."""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+
+import pytest
+
+pytest.importorskip("haystack")
+
+from haystack import Document, Pipeline
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack.utils import Secret
+from haystack_integrations.components.rankers.memreranker import MemRerankerRanker
+
+from memreranker_core import MemReranker
+from memreranker_core.documents import render_document
+from memreranker_core.errors import ConfigurationError, InvalidInputError, MemRerankerError
+
+QUERY = "When did Caroline go to the LGBTQ support group?"
+MEMORIES = [
+    ("m1", "Caroline went to the LGBTQ support group yesterday.", {"date": "8 May 2023", "speaker": "Caroline"}),
+    ("m2", "Melanie painted a sunrise over the lake.", {"date": "8 May 2023", "speaker": "Melanie"}),
+    ("m3", "Caroline is researching adoption agencies.", {"date": "25 May 2023", "speaker": "Caroline"}),
+    ("m4", "Melanie ran a charity race for mental health.", {"date": "25 May 2023", "speaker": "Melanie"}),
+    ("m5", "It rained all weekend, so we stayed in and played board games.", {"date": "9 June 2023"}),
+]
+SECRET = "sk-memos-do-not-leak-4242"
+
+
+def make_documents() -> list[Document]:
+    return [Document(id=doc_id, content=text, meta=dict(meta)) for doc_id, text, meta in MEMORIES]
+
+
+def snapshot(documents: list[Document]) -> list[tuple]:
+    return [(d.id, d.content, repr(d.meta), d.score) for d in documents]
+
+
+def expected_ranking(reranker: MemReranker, documents: list[Document], texts: list[str] | None = None):
+    scores = reranker.score(QUERY, texts if texts is not None else [d.content for d in documents])
+    order = sorted(range(len(documents)), key=lambda i: -scores[i])
+    return [(documents[i].id, scores[i]) for i in order]
+
+
+def pairs(documents: list[Document]) -> list[tuple[str, float | None]]:
+    return [(d.id, d.score) for d in documents]
+
+
+def approx_pairs(expected: list[tuple[str, float]]) -> list[tuple]:
+    return [(doc_id, pytest.approx(score, abs=1e-6)) for doc_id, score in expected]
+
+
+@pytest.fixture
+def failing_reranker(tmp_path) -> MemReranker:
+    """A reranker whose model cannot load: any call to the model raises."""
+    return MemReranker(backend="local", model=str(tmp_path), device="cpu")
+
+
+def test_run_returns_replaced_copies_best_first_with_the_cores_scores(tiny_reranker):
+    documents = make_documents()
+    before = snapshot(documents)
+    ranker = MemRerankerRanker(reranker=tiny_reranker)
+
+    out = ranker.run(query=QUERY, documents=documents)["documents"]
+
+    assert pairs(out) == approx_pairs(expected_ranking(tiny_reranker, documents))
+    originals = {d.id: d for d in documents}
+    for copy in out:
+        assert copy is not originals[copy.id]
+        assert (copy.content, copy.meta) == (originals[copy.id].content, originals[copy.id].meta)
+    assert snapshot(documents) == before  # scores of the inputs stay None
+
+
+async def test_run_async_equals_run(tiny_reranker):
+    documents = make_documents()
+    before = snapshot(documents)
+    ranker = MemRerankerRanker(reranker=tiny_reranker, top_k=3)
+    sync = ranker.run(query=QUERY, documents=documents)["documents"]
+    result = await ranker.run_async(query=QUERY, documents=documents)
+    assert pairs(result["documents"]) == pairs(sync) and len(sync) == 3
+    assert snapshot(documents) == before
+
+
+def test_meta_fields_to_embed_are_prepended_like_in_the_other_adapters(tiny_reranker):
+    documents = make_documents()
+    ranker = MemRerankerRanker(
+        reranker=tiny_reranker, meta_fields_to_embed=["date", "speaker"], embedding_separator=" | "
+    )
+    out = ranker.run(query=QUERY, documents=documents)["documents"]
+    texts = [
+        render_document(d.content, d.meta, metadata_fields=["date", "speaker"], separator=" | ") for d in documents
+    ]
+    assert texts[0] == "8 May 2023 | Caroline | Caroline went to the LGBTQ support group yesterday."
+    assert pairs(out) == approx_pairs(expected_ranking(tiny_reranker, documents, texts))
+
+
+def test_duplicate_ids_are_ranked_once_keeping_the_best_scored_copy(tiny_reranker):
+    documents = make_documents()
+    low = Document(id="m1", content=MEMORIES[0][1], meta={"copy": "low"}, score=0.1)
+    high = Document(id="m1", content=MEMORIES[0][1], meta={"copy": "high"}, score=0.9)
+    out = MemRerankerRanker(reranker=tiny_reranker).run(query=QUERY, documents=[low, *documents[1:], high])
+    ranked = out["documents"]
+    assert sorted(d.id for d in ranked) == ["m1", "m2", "m3", "m4", "m5"]
+    assert next(d for d in ranked if d.id == "m1").meta == {"copy": "high"}
+    assert pairs(ranked) == approx_pairs(expected_ranking(tiny_reranker, documents))
+
+
+def test_top_k_and_score_threshold_overrides_including_zero(tiny_reranker):
+    documents = make_documents()
+    with pytest.raises(ValueError, match=r"top_k must be > 0, but got 0"):
+        MemRerankerRanker(reranker=tiny_reranker, top_k=0)
+    ranker = MemRerankerRanker(reranker=tiny_reranker, top_k=4, score_threshold=1.0)
+    assert ranker.run(query=QUERY, documents=documents)["documents"] == []
+    kept = ranker.run(query=QUERY, documents=documents, score_threshold=0.0)["documents"]
+    assert len(kept) == 4  # 0.0 overrides the instance's 1.0; top_k stays the instance's 4
+    assert len(ranker.run(query=QUERY, documents=documents, top_k=1, score_threshold=0.0)["documents"]) == 1
+    with pytest.raises(ValueError, match=r"top_k must be > 0, but got 0"):
+        ranker.run(query=QUERY, documents=documents, top_k=0)
+    with pytest.raises(ValueError, match=r"top_k must be > 0, but got -1"):
+        ranker.run(query=QUERY, documents=documents, top_k=-1)
+
+
+async def test_empty_input_returns_empty_without_calling_the_model(failing_reranker):
+    ranker = MemRerankerRanker(reranker=failing_reranker)
+    assert ranker.run(query=QUERY, documents=[]) == {"documents": []}
+    assert await ranker.run_async(query=QUERY, documents=[]) == {"documents": []}
+    with pytest.raises(MemRerankerError):  # the control: this reranker fails as soon as the model is needed
+        ranker.run(query=QUERY, documents=make_documents())
+
+
+def test_a_document_without_text_is_a_clear_error(tiny_reranker):
+    documents = [*make_documents(), Document(id="img", content=None)]
+    with pytest.raises(InvalidInputError, match=r"documents\[5\] has no text content"):
+        MemRerankerRanker(reranker=tiny_reranker).run(query=QUERY, documents=documents)
+
+
+def build_pipeline(ranker: MemRerankerRanker, index: str) -> Pipeline:
+    store = InMemoryDocumentStore(index=index)
+    if not store.count_documents():
+        store.write_documents(make_documents())
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=4))
+    pipeline.add_component("ranker", ranker)
+    pipeline.connect("retriever.documents", "ranker.documents")
+    return pipeline
+
+
+async def test_bm25_pipeline_runs_sync_and_async_and_survives_a_yaml_round_trip(tiny_reranker, tiny_model_path):
+    index = f"memories-{uuid.uuid4().hex}"
+    pipeline = build_pipeline(MemRerankerRanker(reranker=tiny_reranker, top_k=2), index)
+    inputs = {"retriever": {"query": QUERY}, "ranker": {"query": QUERY}}
+
+    result = pipeline.run(inputs)["ranker"]["documents"]
+
+    retrieved = pipeline.get_component("retriever").run(query=QUERY)["documents"]
+    assert len(retrieved) == 3  # BM25 keeps the documents sharing a word with the query
+    expected = approx_pairs(expected_ranking(tiny_reranker, retrieved)[:2])
+    assert pairs(result) == expected
+    assert pairs((await pipeline.run_async(inputs))["ranker"]["documents"]) == expected
+
+    text = pipeline.dumps()
+    assert "MemRerankerRanker" in text and str(tiny_model_path) in text
+    loaded = Pipeline.loads(text)  # rebuilds the ranker, and its own MemReranker, from the YAML
+    ranker = loaded.get_component("ranker")
+    assert ranker.reranker is not tiny_reranker
+    assert ranker.to_dict() == pipeline.get_component("ranker").to_dict()
+    assert pairs(loaded.run(inputs)["ranker"]["documents"]) == expected
+
+
+def test_to_dict_covers_every_parameter_and_writes_the_key_as_an_env_reference(monkeypatch, tiny_model_path):
+    monkeypatch.setenv("MEMOS_API_KEY", SECRET)
+    ranker = MemRerankerRanker(
+        backend="local",
+        model=str(tiny_model_path),
+        device="cpu",
+        instruction="Find the memory that answers the question",
+        base_url="http://127.0.0.1:9",
+        api_style="vllm",
+        document_template="[{date}] {text}",
+        reranker_options={"max_length": 512},
+        top_k=4,
+        score_threshold=0.0,
+        meta_fields_to_embed=["speaker"],
+        embedding_separator=" - ",
+    )
+    data = ranker.to_dict()
+    params = data["init_parameters"]
+    assert params["api_key"] == {"type": "env_var", "env_vars": ["MEMOS_API_KEY"], "strict": False}
+    expected_names = set(inspect.signature(MemRerankerRanker.__init__).parameters) - {"self", "reranker"}
+    assert set(params) == expected_names  # nothing forgotten (haystack-core-integrations#3809)
+    assert SECRET not in repr(data)
+    rebuilt = MemRerankerRanker.from_dict(data)
+    assert rebuilt.to_dict() == data
+    assert rebuilt.reranker.describe() == ranker.reranker.describe()
+    with pytest.raises(ValueError, match="token"):  # Haystack refuses to serialize a plain token secret
+        MemRerankerRanker(backend="local", api_key=Secret.from_token(SECRET)).to_dict()
+
+
+def test_a_shared_reranker_and_reranker_settings_together_are_refused(tiny_reranker):
+    with pytest.raises(ConfigurationError, match="either reranker"):
+        MemRerankerRanker(reranker=tiny_reranker, instruction="another")
+    with pytest.raises(ConfigurationError, match="api_key"):
+        MemRerankerRanker(backend="local", reranker_options={"api_key": SECRET})
+
+
+def test_warm_up_loads_through_the_core(failing_reranker):
+    with pytest.raises(MemRerankerError):
+        MemRerankerRanker(reranker=failing_reranker).warm_up()

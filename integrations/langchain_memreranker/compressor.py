@@ -15,6 +15,7 @@ from pydantic import ConfigDict, Field, SecretStr
 from memreranker_core import MemReranker, RerankResult
 from memreranker_core.adapter_support import (
     API_KEY_ENV,
+    SETTING_NAMES,
     RerankCall,
     build_reranker,
     check_count,
@@ -80,8 +81,7 @@ class MemRerankerCompressor(BaseDocumentCompressor):
         # Checked after pydantic's validation, so the typed errors of memreranker_core reach the caller unwrapped.
         check_count("top_n", self.top_n)
         check_threshold(self.score_threshold)
-        settings = {name: getattr(self, name) for name in ("backend", "model", "device", "instruction")}
-        settings.update(base_url=self.base_url, api_style=self.api_style, document_template=self.document_template)
+        settings = {name: getattr(self, name) for name in SETTING_NAMES}
         if self.reranker is not None:
             build_reranker(self.reranker, **settings, reranker_options=self.reranker_options)
             for name, value in reranker_settings(self.reranker).items():

@@ -16,7 +16,14 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from memreranker_core import MemReranker, RerankResult
-from memreranker_core.adapter_support import RerankCall, build_reranker, check_count, plan_call, reranker_settings
+from memreranker_core.adapter_support import (
+    SETTING_NAMES,
+    RerankCall,
+    build_reranker,
+    check_count,
+    plan_call,
+    reranker_settings,
+)
 from memreranker_core.errors import InvalidInputError
 from memreranker_core.reranker import check_threshold
 
@@ -64,8 +71,7 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
         super().__init__(**data)
         check_count("top_n", self.top_n)
         check_threshold(self.score_threshold)
-        settings = {name: getattr(self, name) for name in ("backend", "model", "device", "instruction")}
-        settings.update(base_url=self.base_url, api_style=self.api_style, document_template=self.document_template)
+        settings = {name: getattr(self, name) for name in SETTING_NAMES}
         self._reranker = build_reranker(reranker, **settings, api_key=api_key, reranker_options=self.reranker_options)
         if reranker is not None:
             for name, value in reranker_settings(reranker).items():

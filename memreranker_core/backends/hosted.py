@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from memreranker_core.backends.hosted_dialects import DIALECTS, Dialect, extract
 from memreranker_core.backends.hosted_errors import malformed
 from memreranker_core.backends.hosted_http import Transport
 from memreranker_core.backends.hosted_results import ResultsProblem, log_odds, scores_by_position
+from memreranker_core.backends.options import check_bool, non_negative, positive_seconds, whole_number
 from memreranker_core.errors import AuthenticationError, ConfigurationError, InvalidInputError
 from memreranker_core.prompt import DEFAULT_INSTRUCTION, hosted_query_text
 from memreranker_core.types import ScoreRequest
@@ -112,18 +112,22 @@ class HostedBackend:
         self._api_key = _check_key_type(given.get("api_key"))
         self.base_url = _check_base_url(
             given.get("base_url", os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL),
-            _check_bool("allow_insecure_http", given.get("allow_insecure_http", False)),
+            check_bool("allow_insecure_http", given.get("allow_insecure_http", False)),
         )
         self.allow_insecure_http = bool(given.get("allow_insecure_http", False))
-        self.connect_timeout = _positive("connect_timeout", given.get("connect_timeout", DEFAULTS["connect_timeout"]))
-        self.read_timeout = _positive("read_timeout", given.get("read_timeout", DEFAULTS["read_timeout"]))
-        self.max_retries = _whole("max_retries", given.get("max_retries", DEFAULTS["max_retries"]), minimum=0)
-        self.backoff_factor = _number("backoff_factor", given.get("backoff_factor", DEFAULTS["backoff_factor"]))
-        self.max_concurrency = _whole("max_concurrency", given.get("max_concurrency", DEFAULTS["max_concurrency"]))
-        self.max_request_tokens = _whole(
+        self.connect_timeout = positive_seconds(
+            "connect_timeout", given.get("connect_timeout", DEFAULTS["connect_timeout"])
+        )
+        self.read_timeout = positive_seconds("read_timeout", given.get("read_timeout", DEFAULTS["read_timeout"]))
+        self.max_retries = whole_number("max_retries", given.get("max_retries", DEFAULTS["max_retries"]), minimum=0)
+        self.backoff_factor = non_negative("backoff_factor", given.get("backoff_factor", DEFAULTS["backoff_factor"]))
+        self.max_concurrency = whole_number(
+            "max_concurrency", given.get("max_concurrency", DEFAULTS["max_concurrency"])
+        )
+        self.max_request_tokens = whole_number(
             "max_request_tokens", given.get("max_request_tokens", DEFAULTS["max_request_tokens"]), minimum=16
         )
-        self.max_documents_per_request = _whole(
+        self.max_documents_per_request = whole_number(
             "max_documents_per_request", given.get("max_documents_per_request", self._dialect.max_documents)
         )
         self.oversize = given.get("oversize", DEFAULTS["oversize"])
@@ -319,31 +323,6 @@ def _check_key_type(value: Any) -> Any:
     raise ConfigurationError(
         f"api_key must be a string or a secret (pydantic SecretStr, Haystack Secret), not {type(value).__name__}"
     )
-
-
-def _check_bool(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigurationError(f"{name} must be True or False, not {value!r}")
-    return value
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise ConfigurationError(f"{name} must be a number >= 0, not {value!r}")
-    return float(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    number = _number(name, value)
-    if number <= 0:
-        raise ConfigurationError(f"{name} must be a number of seconds > 0, not {value!r}")
-    return number
-
-
-def _whole(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigurationError(f"{name} must be a whole number >= {minimum}, not {value!r}")
-    return value
 
 
 def _check_base_url(value: Any, allow_insecure_http: bool) -> str:

@@ -36,6 +36,7 @@ from memreranker_core.backends.local_batching import (
     run_in_budget,
     shared_prefix_cache,
 )
+from memreranker_core.backends.options import whole_number
 from memreranker_core.errors import BackendError, ConfigurationError, InvalidInputError, ModelLoadError
 from memreranker_core.prompt import DEFAULT_INSTRUCTION, NO_TOKEN, SUFFIX, SYSTEM_PREFIX, YES_TOKEN, body_head
 from memreranker_core.types import ScoreRequest
@@ -114,9 +115,9 @@ class LocalBackend:
             raise ConfigurationError(f"device must be a string like 'cuda' or 'cpu', not {type(device).__name__}")
         if dtype is not None and str(dtype).replace("torch.", "") not in DTYPES:
             raise ConfigurationError(f"dtype must be one of {DTYPES} (or None for the device's default), not {dtype!r}")
-        for name, value, low in (("max_length", max_length, 16), ("batch_tokens", batch_tokens, 1)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-                raise ConfigurationError(f"{name} must be a whole number >= {low}, not {value!r}")
+        whole_number("max_length", max_length, minimum=16)
+        if batch_tokens is not None:
+            whole_number("batch_tokens", batch_tokens)
         self.model_ref = model
         self.device_name = device
         self.dtype_name = None if dtype is None else str(dtype).replace("torch.", "")

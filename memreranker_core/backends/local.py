@@ -31,9 +31,11 @@ from memreranker_core.backends.local_batching import (
     DEFAULT_BATCH_TOKENS,
     TokenBudget,
     default_batch_tokens,
+    default_pass_overhead,
     is_out_of_memory,
     plan_batches,
     run_in_budget,
+    share_prefix,
     shared_prefix_cache,
 )
 from memreranker_core.backends.options import whole_number
@@ -63,6 +65,7 @@ class LoadedModel:
     prefix_ids: tuple[int, ...]
     suffix_ids: tuple[int, ...]
     pad_id: int
+    cache_kwarg: str = "past_key_values"  # the backbone's cache argument ("cache" from transformers 5.24)
 
 
 class LocalBackend:
@@ -174,7 +177,10 @@ class LocalBackend:
         with self._lock:
             loaded = self._load()
             if self._budget is None:
-                self._budget = TokenBudget(self.batch_tokens or default_batch_tokens(loaded.device))
+                self._budget = TokenBudget(
+                    self.batch_tokens or default_batch_tokens(loaded.device),
+                    pass_overhead=default_pass_overhead(loaded.device, loaded.model.config),
+                )
             return self._budget
 
     def _load(self) -> LoadedModel:
@@ -214,6 +220,7 @@ class LocalBackend:
             prefix_ids=tuple(_encode(tokenizer, [SYSTEM_PREFIX], user_text=False)[0]),
             suffix_ids=tuple(_encode(tokenizer, [SUFFIX], user_text=False)[0]),
             pad_id=int(pad_id if pad_id is not None else 0),
+            cache_kwarg=_cache_kwarg(model.model),
         )
         logger.info("Loaded %s on %s (%s)", self.describe()["model"], device, dtype_name)
         return loaded
@@ -252,18 +259,21 @@ def prepare(loaded: LoadedModel, request: ScoreRequest, max_length: int) -> Prep
 
 
 def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, budget: TokenBudget) -> list[float]:
-    """Log-odds per document: the shared prefix once, then documents in token-budgeted batches."""
+    """Log-odds per document: the shared prefix once (when that pays), then documents in token-budgeted batches."""
     import torch
 
     call = prepare(loaded, request, max_length)
-    sequences = call.sequences
+    if share_prefix(len(call.shared), [len(seq) for seq in call.sequences], budget):
+        offset, sequences = len(call.shared), call.sequences
+    else:  # one document, or too few to pay for a pass of their own over the prefix: whole prompts
+        offset, sequences = 0, [call.pair_ids(i) for i in range(len(call.sequences))]
     with torch.inference_mode():
-        prefix_cache = _run_prefix(loaded, call.shared)
+        prefix_cache = _run_prefix(loaded, call.shared) if offset else None
         try:
             return run_in_budget(
                 [len(seq) for seq in sequences],
                 budget,
-                lambda batch: _run_batch(loaded, prefix_cache, len(call.shared), [sequences[i] for i in batch]),
+                lambda batch: _run_batch(loaded, prefix_cache, offset, [sequences[i] for i in batch]),
                 on_oom=lambda: _free_cached_memory(loaded.device),
             )
         except Exception as exc:
@@ -271,7 +281,7 @@ def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, budget: 
                 raise
             raise BackendError(
                 f"out of memory even with one document per batch on {loaded.device}: a document of up to "
-                f"{max(map(len, sequences)) + len(call.shared)} tokens does not fit; lower max_length (now "
+                f"{max(map(len, call.sequences)) + len(call.shared)} tokens does not fit; lower max_length (now "
                 f"{max_length}) or free memory on the device"
             ) from exc
 
@@ -289,14 +299,14 @@ def _run_prefix(loaded: LoadedModel, shared: list[int]) -> list[tuple[Any, Any]]
 
     input_ids = torch.tensor([shared], device=loaded.device)
     output = loaded.model.model(input_ids=input_ids, use_cache=True)
-    cache = output.past_key_values
+    cache = output.cache if getattr(output, "cache", None) is not None else output.past_key_values
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _run_batch(
-    loaded: LoadedModel, prefix: list[tuple[Any, Any]], prefix_len: int, seqs: list[list[int]]
+    loaded: LoadedModel, prefix: list[tuple[Any, Any]] | None, offset: int, seqs: list[list[int]]
 ) -> list[float]:
-    """Run right-padded document sequences against the shared prefix; read each last real token.
+    """Run right-padded sequences (after the shared ``prefix`` of ``offset`` tokens, if any); read each last token.
 
     No attention mask is needed: the prefix is all real tokens and padding only ever follows a row's real
     tokens, so the causal mask alone keeps every real token from seeing padding.
@@ -306,12 +316,12 @@ def _run_batch(
     count, width = len(seqs), max(len(seq) for seq in seqs)
     rows = [seq + [loaded.pad_id] * (width - len(seq)) for seq in seqs]
     input_ids = torch.tensor(rows, dtype=torch.long, device=loaded.device)
-    positions = torch.arange(prefix_len, prefix_len + width, device=loaded.device).unsqueeze(0).expand(count, -1)
+    positions = torch.arange(offset, offset + width, device=loaded.device).unsqueeze(0).expand(count, -1)
     output = loaded.model.model(
         input_ids=input_ids,
         position_ids=positions,
-        past_key_values=shared_prefix_cache(prefix, count),
-        use_cache=True,
+        use_cache=prefix is not None,
+        **({} if prefix is None else {loaded.cache_kwarg: shared_prefix_cache(prefix, count)}),
     )
     last = torch.tensor([len(seq) - 1 for seq in seqs], device=loaded.device)
     hidden = output.last_hidden_state[torch.arange(count, device=loaded.device), last]
@@ -325,6 +335,13 @@ def _encode(tokenizer: Any, texts: list[str], *, user_text: bool = True) -> list
 
 
 # --------------------------------------------------------------------- loading helpers
+def _cache_kwarg(backbone: Any) -> str:
+    """The name under which ``backbone.forward`` takes a cache: ``cache`` (transformers >= 5.24) or the old one."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(backbone.forward).parameters else "past_key_values"
+
+
 def _single_token_id(tokenizer: Any, token: str) -> int:
     ids = tokenizer(token, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:

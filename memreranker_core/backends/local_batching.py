@@ -40,16 +40,107 @@ def default_batch_tokens(device: Any) -> int:
     return budget
 
 
-def plan_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Group indices into batches, longest first, so that ``count * longest`` stays within ``batch_tokens``.
+#: The fixed cost of one forward pass, counted in the tokens the device could have run instead, as
+#: ``(tokens, flops_per_layer)``: ``tokens`` for streaming the weights once (the same for every model size, as
+#: both scale with the parameters) plus ``flops_per_layer / (one token's FLOPs in one layer)`` for the kernel
+#: launches and Python of each layer. CPU: fitted on this project's 2-core box, 1 thread (BENCHMARKS.md). CUDA:
+#: estimated (150 us per layer at ~600 TFLOP/s; bf16 weights at ~3 TB/s), not yet measured on a GPU.
+PASS_OVERHEAD = {"cpu": (39, 1.2e7), "cuda": (200, 9e10)}
 
-    A sequence longer than the budget gets a batch of its own. Every index appears in exactly one batch.
+
+def layer_flops_per_token(config: Any) -> float:
+    """Matrix-multiply FLOPs of one token in one decoder layer of a Qwen3 ``config`` (attention scores aside)."""
+    hidden, heads, kv_heads = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
+    head_dim = getattr(config, "head_dim", None) or hidden // heads
+    projections = hidden * heads * head_dim * 2 + hidden * kv_heads * head_dim * 2  # q and o; k and v
+    return 2.0 * (projections + 3 * hidden * config.intermediate_size)
+
+
+def default_pass_overhead(device: Any, config: Any) -> int:
+    """``PASS_OVERHEAD`` for ``device`` (a ``torch.device``) and a model ``config``, in padded tokens.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> qwen3_4b = SimpleNamespace(hidden_size=2560, num_attention_heads=32, num_key_value_heads=8,
+        ...                            head_dim=128, intermediate_size=9728)
+        >>> default_pass_overhead(SimpleNamespace(type="cpu"), qwen3_4b)
+        39
+    """
+    tokens, flops_per_layer = PASS_OVERHEAD.get(device.type, PASS_OVERHEAD["cpu"])
+    return round(tokens + flops_per_layer / layer_flops_per_token(config))
+
+
+def plan_batches(lengths: Sequence[int], batch_tokens: int, pass_overhead: int = 0) -> list[list[int]]:
+    """Group indices into right-padded batches of at most ``batch_tokens`` padded tokens, wasting little.
+
+    A batch of ``count`` sequences costs ``count * longest`` padded tokens plus ``pass_overhead``, the fixed cost
+    of one forward pass (kernel launches, Python) counted in tokens. Sequences are sorted longest first and cut
+    into width classes by dynamic programming over their distinct lengths so that this total is smallest: a
+    large overhead favours few wide batches, a small one many batches of nearly equal lengths (little padding).
+    Each class is then filled greedily within the budget. A sequence longer than the budget gets a batch of its
+    own. Every index appears in exactly one batch.
+
+    Args:
+        lengths: Token count of each sequence.
+        batch_tokens: Most padded tokens in one batch.
+        pass_overhead: Cost of one more forward pass, in padded tokens (0: padding is all that counts).
 
     Example:
         >>> plan_batches([5, 40, 3, 40], batch_tokens=80)
+        [[1, 3], [0], [2]]
+        >>> plan_batches([5, 40, 3, 40], batch_tokens=80, pass_overhead=50)
         [[1, 3], [0, 2]]
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    widths: list[int] = []  # distinct lengths, longest first
+    counts: list[int] = []  # how many sequences have each
+    for index in order:
+        if widths and widths[-1] == lengths[index]:
+            counts[-1] += 1
+        else:
+            widths.append(lengths[index])
+            counts.append(1)
+    classed: list[list[int]] = []
+    position = 0
+    for start, end in _width_classes(widths, counts, batch_tokens, pass_overhead):
+        size = sum(counts[start:end])
+        classed.extend(_fill(order[position : position + size], lengths, batch_tokens))
+        position += size
+    # The classes price each batch at its class's widest length; where the budget cuts a class into several
+    # batches, one greedy pass over everything can come out cheaper. Keep whichever plan costs less.
+    greedy = _fill(order, lengths, batch_tokens)
+    if plan_cost(lengths, greedy, pass_overhead) < plan_cost(lengths, classed, pass_overhead):
+        return greedy
+    return classed
+
+
+#: How many distinct lengths one width class may span at most: bounds the planner's work on calls with thousands
+#: of distinct lengths (a class that wide pads its shortest members far more than one more pass costs).
+MAX_CLASS_SPAN = 256
+
+
+def _width_classes(widths: list[int], counts: list[int], batch_tokens: int, overhead: int) -> list[tuple[int, int]]:
+    """Cut the distinct lengths (longest first) into ``[start, end)`` classes of least padded tokens + passes."""
+    best = [0.0] + [float("inf")] * len(widths)  # best[k]: least cost of the first k distinct lengths
+    cut = [0] * (len(widths) + 1)
+    for end in range(1, len(widths) + 1):
+        members = 0
+        for start in range(end - 1, max(-1, end - 1 - MAX_CLASS_SPAN), -1):
+            members += counts[start]
+            rows = max(1, batch_tokens // widths[start])
+            cost = best[start] + members * widths[start] + overhead * -(-members // rows)
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    classes: list[tuple[int, int]] = []
+    end = len(widths)
+    while end:
+        classes.append((cut[end], end))
+        end = cut[end]
+    return classes[::-1]
+
+
+def _fill(order: list[int], lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Greedy batches over indices sorted longest first: add while ``count * first length`` fits the budget."""
     batches: list[list[int]] = []
     for index in order:
         if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
@@ -57,6 +148,33 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
         else:
             batches.append([index])
     return batches
+
+
+def plan_cost(lengths: Sequence[int], batches: Sequence[Sequence[int]], pass_overhead: int) -> int:
+    """What ``plan_batches`` minimises: padded tokens of every batch plus ``pass_overhead`` per batch."""
+    return sum(len(batch) * max(lengths[i] for i in batch) + pass_overhead for batch in batches)
+
+
+def share_prefix(prefix_length: int, lengths: Sequence[int], budget: TokenBudget) -> bool:
+    """Whether to run the shared prefix once and the documents against its cache, or each whole prompt alone.
+
+    Sharing saves ``prefix_length`` tokens per document but costs one more forward pass (the prefix's). For one
+    document, or a few where that pass costs more than the repeated prefix tokens (a GPU's launch-bound small
+    calls), running each whole prompt is cheaper. Both ways give the same scores.
+
+    Example:
+        >>> share_prefix(80, [40], TokenBudget(4096, pass_overhead=500))
+        False
+        >>> share_prefix(80, [40] * 50, TokenBudget(4096, pass_overhead=500))
+        True
+    """
+    if len(lengths) < 2:
+        return False
+    whole = [prefix_length + length for length in lengths]
+    whole_cost = plan_cost(whole, plan_batches(whole, budget.value, budget.pass_overhead), budget.pass_overhead)
+    shared_plan = plan_batches(lengths, budget.value, budget.pass_overhead)
+    shared_cost = prefix_length + budget.pass_overhead + plan_cost(lengths, shared_plan, budget.pass_overhead)
+    return shared_cost < whole_cost
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -80,8 +198,9 @@ class TokenBudget:
         (True, 2048)
     """
 
-    def __init__(self, value: int) -> None:
+    def __init__(self, value: int, pass_overhead: int = 0) -> None:
         self.value = value
+        self.pass_overhead = pass_overhead
         self.reductions = 0
 
     def halve(self) -> bool:
@@ -129,7 +248,7 @@ def run_in_budget(
         done: set[int] = set()
         indices: list[int] = []
         try:
-            for batch in plan_batches([lengths[i] for i in pending], budget.value):
+            for batch in plan_batches([lengths[i] for i in pending], budget.value, budget.pass_overhead):
                 indices = [pending[i] for i in batch]
                 values = run(indices)
                 for index, value in zip(indices, values, strict=True):

@@ -46,6 +46,15 @@ def test_golden_scores_equal_card_recipe_on_generated_memories_and_hard_cases(re
     assert max(reference) - min(reference) > 0.3, "the tiny model should spread its scores, or the test is weak"
 
 
+def test_golden_scores_equal_card_recipe_when_every_prompt_runs_whole(tiny_model_path, card_model):
+    documents = synthetic_memories(40, seed=5) + HARD_CASES
+    whole = MemReranker(model=str(tiny_model_path), device="cpu", max_length=MAX_LENGTH).warm_up()
+    whole.backend.budget.pass_overhead = 10**9  # no shared-prefix pass: each prompt runs from its first token
+    reference = card_scores(*card_model, [(QUERY, d) for d in documents], max_length=MAX_LENGTH)
+    assert_matches_card(whole.score(QUERY, documents), reference)
+    assert_matches_card([whole.score(QUERY, [d])[0] for d in documents[-4:]], reference[-4:])
+
+
 def test_golden_scores_equal_card_recipe_on_locomo_turns(reranker, card_model, locomo_path):
     question, turns = locomo_turns(locomo_path, count=120)
     documents = turns + HARD_CASES

@@ -23,6 +23,11 @@ def baseline(tiny_reranker):
     return tiny_reranker.score(QUERY, DOCUMENTS)
 
 
+def _against_the_prefix(forward_kwargs) -> bool:
+    """Whether a backbone forward runs documents against the shared prefix's cache (not the prefix itself)."""
+    return any(forward_kwargs.get(name) is not None for name in ("cache", "past_key_values"))
+
+
 def _fail_batches(reranker, monkeypatch, failures):
     """Make the inner model raise OutOfMemoryError on the next ``failures`` batch forwards (rows > 1 or any)."""
     inner = reranker.backend.loaded.model.model
@@ -30,7 +35,7 @@ def _fail_batches(reranker, monkeypatch, failures):
     calls = {"batch": 0, "failed": 0}
 
     def forward(*args, **kwargs):
-        if kwargs.get("past_key_values") is not None:  # a document batch, not the shared prefix
+        if _against_the_prefix(kwargs):  # a document batch, not the shared prefix
             calls["batch"] += 1
             if calls["failed"] < failures(kwargs["input_ids"]):
                 calls["failed"] += 1
@@ -74,7 +79,7 @@ def test_out_of_memory_after_some_batches_scored_loses_and_repeats_nothing(tiny_
     seen = {"batches": 0}
 
     def forward(*args, **kwargs):
-        if kwargs.get("past_key_values") is not None:
+        if _against_the_prefix(kwargs):
             seen["batches"] += 1
             if seen["batches"] == 3:  # two batches are already scored when the third fails
                 raise torch.OutOfMemoryError("simulated")
@@ -97,7 +102,7 @@ def test_errors_other_than_out_of_memory_are_not_retried(tiny_model_path, monkey
     inner = reranker.backend.loaded.model.model
 
     def forward(*args, **kwargs):
-        if kwargs.get("past_key_values") is not None:
+        if _against_the_prefix(kwargs):
             raise ValueError("a real bug")
         return type(inner).forward(inner, *args, **kwargs)
 
@@ -144,3 +149,56 @@ def test_default_budget_depends_on_the_device():
 def test_flash_attention_without_the_package_is_a_configuration_error_with_a_fix():
     with pytest.raises(ConfigurationError, match="pip install flash-attn"):
         MemReranker(model="unused", attn_implementation="flash_attention_2")
+
+
+def _count_forwards(reranker, monkeypatch):
+    """Record each backbone forward: (rows, runs against the shared prefix's cache)."""
+    inner = reranker.backend.loaded.model.model
+    real_forward = inner.forward
+    seen = []
+
+    def forward(*args, **kwargs):
+        seen.append((kwargs["input_ids"].shape[0], _against_the_prefix(kwargs)))
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(inner, "forward", forward)
+    return seen
+
+
+def test_one_document_runs_in_one_forward_pass_without_a_prefix_pass(tiny_model_path, baseline, monkeypatch):
+    reranker = MemReranker(model=str(tiny_model_path), device="cpu").warm_up()
+    seen = _count_forwards(reranker, monkeypatch)
+    assert reranker.score(QUERY, DOCUMENTS[:1]) == pytest.approx(baseline[:1], abs=SAME)
+    assert seen == [(1, False)], "a single document must cost one forward pass, not a prefix pass and a batch"
+
+
+def test_whole_prompts_and_the_shared_prefix_give_the_same_scores(tiny_model_path, baseline, monkeypatch):
+    reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=10**6).warm_up()
+    seen = _count_forwards(reranker, monkeypatch)
+    reranker.backend.budget.pass_overhead = 10**9  # a pass costs more than any repeated prefix: whole prompts
+    whole = reranker.score(QUERY, DOCUMENTS)
+    assert seen == [(len(DOCUMENTS), False)]
+    seen.clear()
+    reranker.backend.budget.pass_overhead = 0  # passes are free: share the prefix, no padding at all
+    shared = reranker.score(QUERY, DOCUMENTS)
+    assert seen[0] == (1, False) and len(seen) > 2 and all(against for _, against in seen[1:])
+    assert sum(rows for rows, _ in seen[1:]) == len(DOCUMENTS)
+    assert whole == pytest.approx(baseline, abs=SAME) and shared == pytest.approx(baseline, abs=SAME)
+
+
+def test_out_of_memory_with_whole_prompts_halves_the_budget_and_keeps_every_score(
+    tiny_model_path, baseline, monkeypatch
+):
+    reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=10**6).warm_up()
+    reranker.backend.budget.pass_overhead = 10**9
+    inner = reranker.backend.loaded.model.model
+    real_forward = inner.forward
+
+    def forward(*args, **kwargs):
+        if kwargs["input_ids"].shape[0] > 8:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(*args, **kwargs)
+
+    monkeypatch.setattr(inner, "forward", forward)
+    assert reranker.score(QUERY, DOCUMENTS) == pytest.approx(baseline, abs=SAME)
+    assert reranker.backend.budget.value < 10**6

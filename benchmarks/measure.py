@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from memreranker_core.backends.local_batching import layer_flops_per_token
+
 #: Dense bf16 tensor-core peaks (TFLOP/s, no sparsity), by a substring of the CUDA device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}
 
@@ -36,11 +38,12 @@ class FlopModel:
 
     @classmethod
     def from_config(cls, config: Any) -> FlopModel:
-        hidden, heads, kv = config.hidden_size, config.num_attention_heads, config.num_key_value_heads
-        head_dim = getattr(config, "head_dim", None) or hidden // heads
-        per_layer = hidden * heads * head_dim * 2 + hidden * kv * head_dim * 2 + 3 * hidden * config.intermediate_size
-        layers = config.num_hidden_layers
-        return cls(linear_per_token=2.0 * per_layer * layers, attention_per_context=4.0 * layers * heads * head_dim)
+        heads, layers = config.num_attention_heads, config.num_hidden_layers
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        return cls(
+            linear_per_token=layer_flops_per_token(config) * layers,
+            attention_per_context=4.0 * layers * heads * head_dim,
+        )
 
     def sequence(self, length: int, offset: int = 0) -> float:
         """FLOPs of ``length`` tokens run after ``offset`` cached ones (causal attention)."""

@@ -42,20 +42,28 @@ def render_markdown(report: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| workload | pairs | mean tokens/pair | shared prefix | ours = card tokens | ST = card tokens | "
-        "ours / ST best | ours / ST default | ours / card |",
-        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |",
+        "| workload | pairs | mean tokens/pair | shared prefix | ours: passes, tokens run | ours = card tokens | "
+        "ST = card tokens | ours / ST best | ours / ST default | ours / card |",
+        "| --- | ---: | ---: | ---: | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for result in report["results"]:
         tokens, systems = result["tokens"], result["systems"]
         ratio = {name: systems["ours"]["pairs_per_s"] / systems[name]["pairs_per_s"] for name in systems}
         lines.append(
             f"| {result['workload']} | {tokens['pairs']:,} | {tokens['mean_pair_tokens']:.0f} | "
-            f"{tokens['shared_prefix_tokens']} | {'yes' if tokens['ours_equals_card'] else 'NO'} | "
+            f"{tokens['shared_prefix_tokens']} | {_plan(tokens)} | {'yes' if tokens['ours_equals_card'] else 'NO'} | "
             f"{'yes' if tokens['st_equals_card'] else 'NO'} | {ratio['st_best']:.2f}x | "
             f"{ratio['st_default']:.2f}x | {ratio['card']:.2f}x |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _plan(tokens: dict[str, Any]) -> str:
+    """Our forward passes and the tokens they ran (padding included), or n/a in runs recorded before they were."""
+    if "ours_passes" not in tokens:
+        return "n/a"
+    mode = "shared prefix" if tokens["ours_shares_prefix"] else "whole prompts"
+    return f"{tokens['ours_passes']}, {tokens['ours_tokens_run']:,} ({mode})"
 
 
 def render_chart(report: dict[str, Any], path: Path, *, title: str) -> None:

@@ -160,9 +160,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for workload in workloads:
         started = time.perf_counter()
         pairs = [(workload.query, doc) for doc in workload.documents]
-        call = ours.backend.prepare(
+        call_plan = ours.backend.plan(
             ScoreRequest(workload.query, workload.documents, ours.backend.loaded.default_instruction)
         )
+        call = call_plan.call
         ours_ids = [call.pair_ids(i) for i in range(len(pairs))]
         card_ids = pair_tokens_card(tokenizer, workload)
         st_ids = pair_tokens_st(encoder, workload)
@@ -175,10 +176,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ours_equals_card": ours_ids == card_ids,
             "st_equals_card": st_ids == card_ids,
             "st_token_count_mismatches": sum(len(a) != len(b) for a, b in zip(st_ids, card_ids, strict=True)),
+            "ours_shares_prefix": call_plan.shares_prefix,
+            "ours_passes": call_plan.passes,
+            "ours_tokens_run": call_plan.padded_tokens,
         }
-        work = {
-            "ours": flops.sequence(len(call.shared))
-            + sum(flops.sequence(len(s), len(call.shared)) for s in call.sequences),
+        work = {  # useful FLOPs: what each system must compute, padding aside
+            "ours": (flops.sequence(len(call.shared)) if call_plan.shares_prefix else 0)
+            + sum(flops.sequence(len(s), call_plan.offset) for s in call_plan.sequences),
             "full": sum(flops.sequence(len(ids)) for ids in card_ids),
         }
 

@@ -3,9 +3,11 @@
 How it gets its speed (scores stay equal to the model card's transformers recipe):
 
 1. The shared prefix of a call (system prompt, instruction, context, query, up to ``<Document>:``) is run once
-   and its key/value cache reused by every document.
+   and its key/value cache reused by every document, when that saves more than the extra forward pass costs;
+   otherwise (one document, or a few on a GPU, where small passes are launch-bound) each whole prompt runs alone.
 2. Documents (``" " + document`` + suffix) run against that cache in length-sorted batches bounded by a token
-   budget (``batch_tokens``), right-padded.
+   budget (``batch_tokens``), right-padded; the batches are cut where padding would cost more than one more
+   pass (``local_batching.plan_batches``, with a per-device pass cost).
 3. Only each document's last real token is read, and scored with one fp32 vector ``W[yes] - W[no]``: no
    vocabulary-wide projection anywhere.
 4. The prefix cache is shared by broadcasting, never copied per document or kept per layer, and padding needs no
@@ -50,7 +52,16 @@ DEFAULT_MODEL = "IAAR-Shanghai/MemReranker-4B"
 DEFAULT_MAX_LENGTH = 8192
 DTYPES = ("float32", "bfloat16", "float16")
 
-__all__ = ["DEFAULT_BATCH_TOKENS", "LoadedModel", "LocalBackend", "PreparedCall", "plan_batches", "prepare"]
+__all__ = [
+    "DEFAULT_BATCH_TOKENS",
+    "CallPlan",
+    "LoadedModel",
+    "LocalBackend",
+    "PreparedCall",
+    "plan",
+    "plan_batches",
+    "prepare",
+]
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,11 @@ class LocalBackend:
         with self._lock:
             return prepare(self._load(), request, self.max_length)
 
+    def plan(self, request: ScoreRequest) -> CallPlan:
+        """How this backend would run ``request`` now: prefix sharing, batches, passes (for checks and benchmarks)."""
+        with self._lock:
+            return plan(prepare(self._load(), request, self.max_length), self.budget)
+
     # ----------------------------------------------------------------- loading
     @property
     def loaded(self) -> LoadedModel:
@@ -258,17 +274,56 @@ def prepare(loaded: LoadedModel, request: ScoreRequest, max_length: int) -> Prep
     return PreparedCall(shared=shared, sequences=[ids[:room] + suffix for ids in doc_ids])
 
 
+@dataclass(frozen=True)
+class CallPlan:
+    """How one call runs: the shared prefix once and documents against it, or each whole prompt on its own.
+
+    ``sequences`` are what the batch rows run (documents, or whole prompts), ``batches`` their indices per forward
+    pass, as planned from the budget before any out-of-memory reduction.
+    """
+
+    call: PreparedCall
+    shares_prefix: bool
+    sequences: list[list[int]]
+    batches: list[list[int]]
+
+    @property
+    def offset(self) -> int:
+        """Tokens before each row's first one: the shared prefix's length, or 0 for whole prompts."""
+        return len(self.call.shared) if self.shares_prefix else 0
+
+    @property
+    def passes(self) -> int:
+        """Forward passes of the call, the prefix's included."""
+        return len(self.batches) + self.shares_prefix
+
+    @property
+    def padded_tokens(self) -> int:
+        """Tokens the passes run, padding and the shared prefix included."""
+        rows = sum(len(batch) * max(len(self.sequences[i]) for i in batch) for batch in self.batches)
+        return rows + self.offset
+
+
+def plan(call: PreparedCall, budget: TokenBudget) -> CallPlan:
+    """Choose between the shared prefix and whole prompts (``share_prefix``), then plan the batches."""
+    if share_prefix(len(call.shared), [len(seq) for seq in call.sequences], budget):
+        sequences = call.sequences
+        shares = True
+    else:  # one document, or too few to pay for a pass of its own over the prefix: whole prompts
+        sequences = [call.pair_ids(i) for i in range(len(call.sequences))]
+        shares = False
+    batches = plan_batches([len(seq) for seq in sequences], budget.value, budget.pass_overhead)
+    return CallPlan(call=call, shares_prefix=shares, sequences=sequences, batches=batches)
+
+
 def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, budget: TokenBudget) -> list[float]:
     """Log-odds per document: the shared prefix once (when that pays), then documents in token-budgeted batches."""
     import torch
 
-    call = prepare(loaded, request, max_length)
-    if share_prefix(len(call.shared), [len(seq) for seq in call.sequences], budget):
-        offset, sequences = len(call.shared), call.sequences
-    else:  # one document, or too few to pay for a pass of their own over the prefix: whole prompts
-        offset, sequences = 0, [call.pair_ids(i) for i in range(len(call.sequences))]
+    call_plan = plan(prepare(loaded, request, max_length), budget)
+    sequences, offset = call_plan.sequences, call_plan.offset
     with torch.inference_mode():
-        prefix_cache = _run_prefix(loaded, call.shared) if offset else None
+        prefix_cache = _run_prefix(loaded, call_plan.call.shared) if call_plan.shares_prefix else None
         try:
             return run_in_budget(
                 [len(seq) for seq in sequences],
@@ -281,8 +336,8 @@ def _score(loaded: LoadedModel, request: ScoreRequest, max_length: int, budget: 
                 raise
             raise BackendError(
                 f"out of memory even with one document per batch on {loaded.device}: a document of up to "
-                f"{max(map(len, call.sequences)) + len(call.shared)} tokens does not fit; lower max_length (now "
-                f"{max_length}) or free memory on the device"
+                f"{max(map(len, call_plan.call.sequences)) + len(call_plan.call.shared)} tokens does not fit; "
+                f"lower max_length (now {max_length}) or free memory on the device"
             ) from exc
 
 

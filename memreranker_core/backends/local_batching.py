@@ -104,11 +104,11 @@ def plan_batches(lengths: Sequence[int], batch_tokens: int, pass_overhead: int =
     position = 0
     for start, end in _width_classes(widths, counts, batch_tokens, pass_overhead):
         size = sum(counts[start:end])
-        classed.extend(_fill(order[position : position + size], lengths, batch_tokens))
+        classed.extend(fill_batches(order[position : position + size], lengths, batch_tokens))
         position += size
     # The classes price each batch at its class's widest length; where the budget cuts a class into several
     # batches, one greedy pass over everything can come out cheaper. Keep whichever plan costs less.
-    greedy = _fill(order, lengths, batch_tokens)
+    greedy = fill_batches(order, lengths, batch_tokens)
     if plan_cost(lengths, greedy, pass_overhead) < plan_cost(lengths, classed, pass_overhead):
         return greedy
     return classed
@@ -139,8 +139,13 @@ def _width_classes(widths: list[int], counts: list[int], batch_tokens: int, over
     return classes[::-1]
 
 
-def _fill(order: list[int], lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
-    """Greedy batches over indices sorted longest first: add while ``count * first length`` fits the budget."""
+def fill_batches(order: list[int], lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Greedy batches over ``order`` (indices, longest first): add while ``count * first length`` fits the budget.
+
+    Example:
+        >>> fill_batches([1, 3, 0, 2], [5, 40, 3, 40], batch_tokens=80)
+        [[1, 3], [0, 2]]
+    """
     batches: list[list[int]] = []
     for index in order:
         if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:

@@ -24,7 +24,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{env['shape']} ({env['layers']} layers, hidden {env['hidden']}) · {env['iters']} timed calls per system",
         f"Libraries: Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}, "
         f"sentence-transformers {env['sentence_transformers']}",
-        f"Command: `{env['command']}`",
+        *_commands(report),
         "",
         "| workload | system | p50 ms | p95 ms | pairs/s | tokens/s | MFU | peak memory (over baseline) "
         "| max abs diff vs card fp32 |",
@@ -55,7 +55,96 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{'yes' if tokens['st_equals_card'] else 'NO'} | {ratio['st_best']:.2f}x | "
             f"{ratio['st_default']:.2f}x | {ratio['card']:.2f}x |"
         )
+    lines += ["", *render_targets(report)]
     return "\n".join(lines) + "\n"
+
+
+def _commands(report: dict[str, Any]) -> list[str]:
+    """``Command: ...``, or one line per command when ``--merge`` put several runs' workloads together."""
+    commands: dict[str, list[str]] = {}
+    for result in report["results"]:
+        commands.setdefault(result.get("command", report["environment"]["command"]), []).append(result["workload"])
+    if len(commands) <= 1:
+        return [f"Command: `{next(iter(commands), report['environment']['command'])}`"]
+    return [f"Command ({', '.join(names)}): `{command}`" for command, names in commands.items()]
+
+
+#: Issue 3's targets hold for a GPU, the 4B shapes and bf16; other runs show the figures without a verdict.
+TARGET_RUN = "CUDA, shape 4b, bfloat16"
+
+
+#: (workload, least speedup over the best sentence-transformers setting, the target as the issue states it)
+SPEEDUP_TARGETS = (
+    ("W1", 2.0, "W1: pairs/s at least 2x the best sentence-transformers setting"),
+    ("W2", 1.3, "W2: pairs/s at least 1.3x the best sentence-transformers setting"),
+    ("W4", 1.0, "W4: latency no worse than the best sentence-transformers setting"),
+)
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
+    """Issue 3's targets as ``(target, measured, met)``; ``met`` is None where the run is not the target's kind.
+
+    Example:
+        >>> row = {"pairs_per_s": 2.0, "mfu": None, "peak_memory_mib": 10.0, "max_abs_diff_vs_reference": 0.0}
+        >>> env = {"device": "CPU: x", "shape": "tiny", "dtype": "float32"}
+        >>> targets({"environment": env, "results": [{"workload": "W1", "systems": {"ours": row, "st_best": row}}]})[0]
+        ('W1: pairs/s at least 2x the best sentence-transformers setting', '1.00x', None)
+    """
+    env = report["environment"]
+    judged = not env["device"].startswith("CPU") and env["shape"] == "4b" and env["dtype"] == "bfloat16"
+    ours = {r["workload"]: r["systems"]["ours"] for r in report["results"]}
+    speedup = {
+        r["workload"]: ours[r["workload"]]["pairs_per_s"] / r["systems"]["st_best"]["pairs_per_s"]
+        for r in report["results"]
+    }
+
+    def verdict(ok: bool) -> bool | None:
+        return ok if judged else None
+
+    rows: list[tuple[str, str, bool | None]] = []
+    for workload, least, target in SPEEDUP_TARGETS:
+        if workload in speedup:
+            rows.append((target, f"{speedup[workload]:.2f}x", verdict(speedup[workload] >= least)))
+        else:
+            rows.append((target, "not run", None))
+    mfu = ours.get("W2", {}).get("mfu")
+    rows.append(
+        (
+            "W2: model FLOP utilisation at least 50 %",
+            "n/a" if mfu is None else f"{100 * mfu:.1f} %",
+            None if mfu is None else verdict(mfu >= 0.5),
+        )
+    )
+    if "W2" in ours and "W5" in ours:
+        growth = ours["W5"]["peak_memory_mib"] / ours["W2"]["peak_memory_mib"]
+        on_gpu = not env["device"].startswith("CPU")  # CPU figures are the process RSS: not a verdict
+        rows.append(
+            ("W5: peak memory within 10 % of W2's", f"{growth:.2f}x W2's", verdict(growth <= 1.10) if on_gpu else None)
+        )
+    else:
+        rows.append(("W5: peak memory within 10 % of W2's", "not run", None))
+    worst = max(row["max_abs_diff_vs_reference"] for row in ours.values())
+    rows.append(
+        (
+            f"{env['dtype']} scores within 0.02 of the float32 card recipe, every workload",
+            f"{worst:.1e}",
+            verdict(worst <= 0.02) if env["dtype"] == "bfloat16" else None,
+        )
+    )
+    return rows
+
+
+def render_targets(report: dict[str, Any]) -> list[str]:
+    """The targets table: each target, what this run measured, and met / missed (or — for other kinds of run)."""
+    marks = {True: "met", False: "**missed**", None: "—"}
+    lines = [
+        f"Targets of issue 3 (judged on {TARGET_RUN}; — = not judged on this run):",
+        "",
+        "| target | measured | verdict |",
+        "| --- | ---: | --- |",
+    ]
+    lines += [f"| {target} | {measured} | {marks[met]} |" for target, measured, met in targets(report)]
+    return lines
 
 
 def _plan(tokens: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +61,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-tokens", type=int, default=None, help="our token budget (default: per device)")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak for MFU (default: the GPU's bf16)")
     parser.add_argument("--model-dir", default=None, help="where the random checkpoint is built (cached)")
-    parser.add_argument("--tag", default=None)
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="per system and workload: start no further timed call after this many seconds (at least one call "
+        "is timed; the report gives each system's count). Keeps the 4B GPU run inside a 10-minute command",
+    )
+    parser.add_argument("--tag", default=None, help="results file name (default: device-shape[-Llayers])")
+    parser.add_argument("--out-dir", default=str(RESULTS_DIR), help="where results go (default benchmarks/results)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other workloads of an earlier run with the same tag, device, shape and dtype (a run split "
+        "over several commands, e.g. W1-W4 then W5)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.command = "python -m benchmarks.run " + " ".join(sys.argv[1:] if argv is None else argv)
+    return args
 
 
 def build_checkpoint(args: argparse.Namespace) -> Path:
@@ -115,7 +132,8 @@ def card_batch_size(card_ids: list[list[int]], card_tokens: int) -> int:
     return max(1, min(64, card_tokens // max(map(len, card_ids))))
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the workloads; ``on_result(report so far)`` after each one, so an interrupted run keeps what it did."""
     from sentence_transformers import CrossEncoder
 
     from memreranker_core import MemReranker
@@ -157,6 +175,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ours = MemReranker(model=encoder, batch_tokens=args.batch_tokens).warm_up()
     sigmoid = torch.nn.Sigmoid()
     results: list[dict[str, Any]] = []
+    report = {"environment": environment(args, device, dtype, iters, w5_docs, peak, path, encoder), "results": results}
     for workload in workloads:
         started = time.perf_counter()
         pairs = [(workload.query, doc) for doc in workload.documents]
@@ -187,22 +206,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
 
         systems: dict[str, Timing] = {}
-        systems["ours"] = time_calls(lambda w=workload: ours.score(w.query, w.documents), device, iters=iters)
+        cap = args.max_seconds
+        systems["ours"] = time_calls(
+            lambda w=workload: ours.score(w.query, w.documents), device, iters=iters, max_seconds=cap
+        )
 
         def st_call(batch_size: int, pairs=pairs):
             return lambda: encoder.predict(pairs, batch_size=batch_size, activation_fn=sigmoid, show_progress_bar=False)
 
-        systems["st_default"] = time_calls(st_call(ST_DEFAULT_BATCH), device, iters=iters)
+        systems["st_default"] = time_calls(st_call(ST_DEFAULT_BATCH), device, iters=iters, max_seconds=cap)
         sweep_p50 = {ST_DEFAULT_BATCH: systems["st_default"].p50}
+        sweep_warmup = 0 if systems["st_default"].p50 > 1.0 else 1  # a warm-up call matters only for short calls
         if len(pairs) > 1:
             for batch_size in sweep:
                 if batch_size != ST_DEFAULT_BATCH and batch_size < 2 * len(pairs):
-                    sweep_p50[batch_size] = time_calls(st_call(batch_size), device, iters=1, warmup=1).p50
+                    timing = time_calls(st_call(batch_size), device, iters=1, warmup=sweep_warmup)
+                    sweep_p50[batch_size] = timing.p50
         best_batch = min(sweep_p50, key=sweep_p50.get)
         systems["st_best"] = (
             systems["st_default"]
             if best_batch == ST_DEFAULT_BATCH
-            else time_calls(st_call(best_batch), device, iters=iters)
+            else time_calls(st_call(best_batch), device, iters=iters, max_seconds=cap)
         )
         card_batch = card_batch_size(card_ids, card_tokens)
         systems["card"] = time_calls(
@@ -210,6 +234,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             device,
             iters=args.card_iters or iters,
             warmup=0 if args.card_iters else 1,
+            max_seconds=cap,
         )
         reference = references.get(workload.name) or list(systems["card"].scores)
 
@@ -235,6 +260,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {
                 "workload": workload.name,
                 "description": workload.description,
+                "command": args.command,
                 "tokens": tokens,
                 "st_sweep_p50_ms": {str(k): v * 1e3 for k, v in sorted(sweep_p50.items())},
                 "systems": rows,
@@ -242,8 +268,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
         )
         print(f"{workload.name} done in {results[-1]['seconds']:.1f}s", file=sys.stderr)
-
-    return {"environment": environment(args, device, dtype, iters, w5_docs, peak, path, encoder), "results": results}
+        if on_result is not None:
+            on_result(report)
+    return report
 
 
 def environment(args, device, dtype, iters, w5_docs, peak, path, encoder) -> dict[str, Any]:
@@ -252,7 +279,7 @@ def environment(args, device, dtype, iters, w5_docs, peak, path, encoder) -> dic
 
     config = encoder.model.config
     return {
-        "command": "python -m benchmarks.run " + " ".join(sys.argv[1:]),
+        "command": args.command,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU: {_cpu_name()}",
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
@@ -264,6 +291,7 @@ def environment(args, device, dtype, iters, w5_docs, peak, path, encoder) -> dic
         "layers": config.num_hidden_layers,
         "hidden": config.hidden_size,
         "iters": iters,
+        "max_seconds": args.max_seconds,
         "w5_docs": w5_docs,
         "docs_scale": args.docs_scale,
         "peak_tflops": peak,
@@ -284,18 +312,57 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
+#: Environment fields that must agree before ``--merge`` puts two runs' workloads in one report.
+MERGE_KEYS = ("device", "shape", "layers", "hidden", "dtype")
+
+
+def merge_reports(earlier: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    """``later``'s workloads plus those of ``earlier`` it did not run, in workload order; environments must agree.
+
+    Raises:
+        SystemExit: The two runs differ in device, shape, layers or dtype (their figures are not comparable).
+    """
+    old_env, new_env = earlier["environment"], later["environment"]
+    differ = [key for key in MERGE_KEYS if old_env.get(key) != new_env.get(key)]
+    if differ:
+        raise SystemExit(
+            f"--merge: the earlier run differs in {', '.join(differ)} "
+            f"({', '.join(f'{k}={old_env.get(k)!r}' for k in differ)}); use another --tag"
+        )
+    ran = {result["workload"] for result in later["results"]}
+    # results recorded before each carried its own command take their run's
+    kept = [{"command": old_env["command"], **r} for r in earlier["results"] if r["workload"] not in ran]
+    results = kept + later["results"]
+    return {"environment": new_env, "results": sorted(results, key=lambda r: r["workload"])}
+
+
+def write_report(report: dict[str, Any], out_dir: Path, tag: str) -> None:
+    """``<tag>.json``, ``<tag>.md`` (tables) and ``<tag>.png`` (ratio chart) under ``out_dir``."""
+    env = report["environment"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / f"{tag}.md").write_text(render_markdown(report))
+    render_chart(report, out_dir / f"{tag}.png", title=f"{env['device']} · {env['shape']} ({env['layers']} layers)")
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING)
     args = parse_args(argv)
-    report = run(args)
-    env = report["environment"]
     tag = args.tag or f"{torch.device(args.device).type}-{args.shape}" + (f"-L{args.layers}" if args.layers else "")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
-    markdown = render_markdown(report)
-    (RESULTS_DIR / f"{tag}.md").write_text(markdown)
-    render_chart(report, RESULTS_DIR / f"{tag}.png", title=f"{env['device']} · {env['shape']} ({env['layers']} layers)")
-    print(markdown)
+    out_dir = Path(args.out_dir)
+    earlier_path = out_dir / f"{tag}.json"
+    earlier = json.loads(earlier_path.read_text()) if args.merge and earlier_path.is_file() else None
+    if earlier and earlier["environment"].get("shape") != args.shape:  # the rest is checked once the model is built
+        shape = earlier["environment"].get("shape")
+        raise SystemExit(f"--merge: {earlier_path} holds shape {shape!r}, not {args.shape!r}; use another --tag")
+
+    def save(report: dict[str, Any]) -> None:
+        write_report(merge_reports(earlier, report) if earlier else report, out_dir, tag)
+
+    report = run(args, on_result=save)
+    if not report["results"]:
+        raise SystemExit("no workload ran (W1 needs ../shared/data/locomo10.json)")
+    print(render_markdown(merge_reports(earlier, report) if earlier else report))
 
 
 if __name__ == "__main__":

@@ -155,6 +155,11 @@ def _plan(tokens: dict[str, Any]) -> str:
     return f"{tokens['ours_passes']}, {tokens['ours_tokens_run']:,} ({mode})"
 
 
+def chart_title(env: dict[str, Any]) -> str:
+    """The chart's title: device, shape, depth and dtype of the run."""
+    return f"{env['device']} · {env['shape']} ({env['layers']} layers) · {env['dtype']}"
+
+
 def render_chart(report: dict[str, Any], path: Path, *, title: str) -> None:
     """Bar chart: our pairs/s divided by each peer's, per workload (1.0 = as fast)."""
     import matplotlib
@@ -192,8 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         report = json.loads(path.read_text())
         env = report["environment"]
         path.with_suffix(".md").write_text(render_markdown(report))
-        title = f"{env['device']} · {env['shape']} ({env['layers']} layers)"
-        render_chart(report, path.with_suffix(".png"), title=title)
+        render_chart(report, path.with_suffix(".png"), title=chart_title(env))
 
 
 if __name__ == "__main__":

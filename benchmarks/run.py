@@ -32,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.measure import FlopModel, Timing, bf16_peak_tflops, time_calls
-from benchmarks.report import render_chart, render_markdown
+from benchmarks.report import chart_title, render_chart, render_markdown
 from benchmarks.workloads import Workload, build_workloads
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -342,7 +342,7 @@ def write_report(report: dict[str, Any], out_dir: Path, tag: str) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{tag}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out_dir / f"{tag}.md").write_text(render_markdown(report))
-    render_chart(report, out_dir / f"{tag}.png", title=f"{env['device']} · {env['shape']} ({env['layers']} layers)")
+    render_chart(report, out_dir / f"{tag}.png", title=chart_title(env))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/pass_cost.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.run import build_checkpoint
-from memreranker_core.backends.local_batching import default_pass_overhead, layer_flops_per_token
+from memreranker_core.backends.local.batching import default_pass_overhead, layer_flops_per_token
 
 PREFIX_TOKENS = 80  # about a memory query's shared prefix (system prompt, instruction, query)
 WIDTHS = (8, 32, 128, 512)
@@ -88,7 +88,7 @@ def solve_overhead_constants(points: Sequence[tuple[float, float]]) -> tuple[flo
 def measure_shape(args: argparse.Namespace, shape: str) -> tuple[PassCost, list[tuple[int, int, int, float]], object]:
     """Time our document passes of one shape over the grid of batch shapes; return the fit, samples and config."""
     from memreranker_core import MemReranker
-    from memreranker_core.backends.local import _run_batch, _run_prefix
+    from memreranker_core.backends.local.backend import _run_batch, _run_prefix
 
     path = build_checkpoint(SimpleNamespace(shape=shape, layers=args.layers, model_dir=args.model_dir))
     device = torch.device(args.device)

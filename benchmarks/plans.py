@@ -23,8 +23,8 @@ if __package__ in (None, ""):  # run as a script: python benchmarks/plans.py
 
 from benchmarks.workloads import build_workloads
 from memreranker_core import MemReranker
-from memreranker_core.backends.local import plan
-from memreranker_core.backends.local_batching import (
+from memreranker_core.backends.local.backend import plan
+from memreranker_core.backends.local.batching import (
     DEFAULT_BATCH_TOKENS,
     TokenBudget,
     default_pass_overhead,

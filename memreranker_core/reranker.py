@@ -50,7 +50,7 @@ class MemReranker:
             as ``{"text": ..., **metadata}`` mappings.
         **options: Backend options. Local: ``device``, ``dtype``, ``max_length``, ``batch_tokens``,
             ``attn_implementation``. Hosted: ``api_key``, ``base_url``, ``api_style`` and the timeout, retry and
-            limit options of ``memreranker_core.backends.hosted``. Options of the backend not chosen are ignored;
+            limit options of ``memreranker_core.backends.hosted.client``. Options of the backend not chosen are ignored;
             unknown ones raise ``ConfigurationError``.
 
     Example:
@@ -83,7 +83,19 @@ class MemReranker:
                 raise ConfigurationError("document_template must be a string like '[{date}] {speaker}: {text}'")
             template_fields(document_template)
         self.document_template = document_template
-        self._backend: ScoringBackend = create_backend(self.backend_name, model, options)
+        self._backend: ScoringBackend
+        self._backend, self._other_options = create_backend(self.backend_name, model, options)
+        self._given = {
+            name: value
+            for name, value in (
+                ("backend", backend),
+                ("model", model if isinstance(model, str) else None),
+                ("instruction", instruction),
+                ("context", list(self.context) if context is not None else None),
+                ("document_template", document_template),
+            )
+            if value is not None
+        }
 
     # ----------------------------------------------------------------- public API
     def score(
@@ -108,7 +120,7 @@ class MemReranker:
             P(yes) in [0, 1] per document (or log-odds), in input order. ``[]`` for no documents, without loading
             the model.
         """
-        logits = self._score_logits(query, documents, instruction, context)
+        logits = self._score_split(query, self.split_documents(documents), instruction, context)
         return logits if return_logits else [sigmoid(value) for value in logits]
 
     def rerank(
@@ -136,8 +148,9 @@ class MemReranker:
         """
         check_top_n(top_n)
         check_threshold(score_threshold)
-        logits = self._score_logits(query, documents, instruction, context)
-        texts = [split_document(document, position)[0] for position, document in enumerate(documents)]
+        split = self.split_documents(documents)
+        logits = self._score_split(query, split, instruction, context)
+        texts = [text for text, _metadata in split]
         return select([RerankResult(i, sigmoid(v), texts[i], v) for i, v in enumerate(logits)], top_n, score_threshold)
 
     async def ascore(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[float]:
@@ -168,8 +181,22 @@ class MemReranker:
         """The backend object (``LocalBackend`` or ``HostedBackend``)."""
         return self._backend
 
+    def settings(self) -> dict[str, Any]:
+        """What the user gave, and only that: no resolved default, no secret. The one thing serialized.
+
+        ``MemReranker(**rr.settings())`` builds an equal reranker (the key comes from the environment again).
+        Options meant for the other backend are kept, so switching ``backend`` in a saved config still works.
+
+        Example:
+            >>> MemReranker(backend="hosted", base_url="https://host/v1?x=1", api_key="sk-1").settings()
+            {'backend': 'hosted', 'base_url': 'https://host/v1?x=1'}
+        """
+        from memreranker_core.backends import public_settings
+
+        return {**self._given, **self._backend.options.settings(), **public_settings(self._other_options)}
+
     def describe(self) -> dict[str, Any]:
-        """Public, secret-free settings of this reranker."""
+        """Every setting in force (defaults resolved), secret-free: for ``repr`` and logs, never serialized."""
         return {
             "backend": self.backend_name,
             **self._backend.describe(),
@@ -182,28 +209,35 @@ class MemReranker:
         return f"MemReranker({settings})"
 
     # ----------------------------------------------------------------- internals
-    def render_documents(self, documents: Sequence[DocumentInput]) -> tuple[str, ...]:
-        """The texts the model scores: each document through ``document_template`` (if set)."""
+    def split_documents(self, documents: Sequence[DocumentInput]) -> list[tuple[str, Mapping[str, Any]]]:
+        """Each document as ``(text, metadata)``, checked once.
+
+        Raises:
+            InvalidInputError: ``documents`` is not a list, or a document is ``None`` or has no text.
+        """
         if isinstance(documents, (str, bytes, Mapping)) or not isinstance(documents, Sequence):
             raise InvalidInputError(
                 f"documents must be a list of strings (or text mappings), not {type(documents).__name__}; "
                 "wrap a single document in a list"
             )
-        rendered = []
-        for position, document in enumerate(documents):
-            text, metadata = split_document(document, position)
-            rendered.append(render_document(text, metadata, template=self.document_template))
-        return tuple(rendered)
+        return [split_document(document, position) for position, document in enumerate(documents)]
 
-    def _score_logits(
+    def render_documents(self, documents: Sequence[DocumentInput]) -> tuple[str, ...]:
+        """The texts the model scores: each document through ``document_template`` (if set)."""
+        return self._render(self.split_documents(documents))
+
+    def _render(self, split: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[str, ...]:
+        return tuple(render_document(text, metadata, template=self.document_template) for text, metadata in split)
+
+    def _score_split(
         self,
         query: str,
-        documents: Sequence[DocumentInput],
+        split: Sequence[tuple[str, Mapping[str, Any]]],
         instruction: str | None,
         context: ContextInput | None,
     ) -> list[float]:
         check_query(query)
-        texts = self.render_documents(documents)
+        texts = self._render(split)
         if not texts:
             return []
         request = ScoreRequest(
@@ -234,14 +268,27 @@ def check_query(query: object) -> None:
         raise InvalidInputError("query is empty; pass the question the documents should answer")
 
 
-def check_top_n(top_n: object) -> None:
-    """Raise ``InvalidInputError`` unless ``top_n`` is ``None`` or an integer >= 1."""
-    if top_n is None:
+def check_count(value: object, name: str = "top_n") -> None:
+    """Raise ``InvalidInputError`` (a ``ValueError``) unless ``value`` is ``None`` or a whole number >= 1.
+
+    One check for the core's ``top_n`` and every adapter's count (``top_n``, Haystack's ``top_k``), worded as
+    Haystack's own rankers word it.
+
+    Args:
+        value: The count.
+        name: Its name in the caller's API, for the message.
+    """
+    if value is None:
         return
-    if isinstance(top_n, bool) or not isinstance(top_n, int):
-        raise InvalidInputError(f"top_n must be a whole number >= 1 or None, not {type(top_n).__name__}")
-    if top_n <= 0:
-        raise InvalidInputError(f"top_n must be >= 1 (got {top_n}); use None to keep every document")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name} must be a whole number > 0 or None, not {type(value).__name__}")
+    if value <= 0:
+        raise InvalidInputError(f"{name} must be > 0, but got {value}; use None to keep every document")
+
+
+def check_top_n(top_n: object) -> None:
+    """``check_count`` for the core's ``top_n``."""
+    check_count(top_n, "top_n")
 
 
 def check_threshold(score_threshold: object) -> None:

@@ -17,13 +17,12 @@ from memreranker_core.adapter_support import (
     API_KEY_ENV,
     SETTING_NAMES,
     RerankCall,
-    build_reranker,
-    check_count,
+    check_limits,
+    metadata_keys,
     pick,
     plan_call,
-    reranker_settings,
+    resolve_reranker,
 )
-from memreranker_core.reranker import check_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -79,16 +78,15 @@ class MemRerankerCompressor(BaseDocumentCompressor):
     def __init__(self, **data: Any) -> None:
         super().__init__(**data)
         # Checked after pydantic's validation, so the typed errors of memreranker_core reach the caller unwrapped.
-        check_count("top_n", self.top_n)
-        check_threshold(self.score_threshold)
+        check_limits("top_n", self.top_n, self.score_threshold)
+        self.metadata_fields = metadata_keys("metadata_fields", self.metadata_fields)
         settings = {name: getattr(self, name) for name in SETTING_NAMES}
-        if self.reranker is not None:
-            build_reranker(self.reranker, **settings, reranker_options=self.reranker_options)
-            for name, value in reranker_settings(self.reranker).items():
-                setattr(self, name, value)
-        else:
-            key = self.api_key.get_secret_value() if self.api_key is not None else None
-            self.reranker = build_reranker(None, **settings, api_key=key, reranker_options=self.reranker_options)
+        key = None if self.reranker is not None else self.api_key
+        self.reranker, kept = resolve_reranker(
+            self.reranker, settings, api_key=key, reranker_options=self.reranker_options
+        )
+        for name, value in kept.items():
+            setattr(self, name, value)
 
     def compress_documents(
         self,
@@ -113,7 +111,7 @@ class MemRerankerCompressor(BaseDocumentCompressor):
             Copies of the kept documents, best first, with ``metadata["relevance_score"]``.
         """
         call = self._plan(documents, query, top_n, score_threshold)
-        return self._copies(documents, call.run(self._reranker))
+        return self._copies(documents, call.run())
 
     async def acompress_documents(
         self,
@@ -126,7 +124,7 @@ class MemRerankerCompressor(BaseDocumentCompressor):
     ) -> Sequence[Document]:
         """``compress_documents`` without blocking the event loop (same arguments and result)."""
         call = self._plan(documents, query, top_n, score_threshold)
-        return self._copies(documents, await call.arun(self._reranker))
+        return self._copies(documents, await call.arun())
 
     @property
     def _reranker(self) -> MemReranker:
@@ -137,13 +135,13 @@ class MemRerankerCompressor(BaseDocumentCompressor):
         self, documents: Sequence[Document], query: str, top_n: int | None, score_threshold: float | None
     ) -> RerankCall:
         return plan_call(
+            self._reranker,
             query,
             [(document.page_content, document.metadata) for document in documents],
             top_n=pick(top_n, self.top_n),
             score_threshold=pick(score_threshold, self.score_threshold),
             metadata_fields=self.metadata_fields,
             separator=self.metadata_separator,
-            with_metadata=self._reranker.document_template is not None,
         )
 
     @staticmethod

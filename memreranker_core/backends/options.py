@@ -1,13 +1,160 @@
-"""Checks of backend options: each returns the value or raises ``ConfigurationError`` naming the option."""
+"""Backend options, declared once: one frozen dataclass per backend, every other use derived from it.
+
+A backend's options class (``LocalOptions``, ``HostedOptions``) lists each option as a dataclass field made with
+``option(...)``: its default, its check and its help text. From that one declaration come
+
+- the accepted option names (``names()``), used by ``MemReranker`` to accept, ignore or refuse a keyword;
+- validation with the typed errors (each field's check, run by ``__post_init__``, then ``check_together``);
+- ``describe()``: every value in force, defaults included, secrets only as ``<name>_set`` (for ``repr`` and logs);
+- ``settings()``: only what the user gave, never a default and never a secret (the one thing serialized);
+- the command line's flags (``memreranker_core.cli.backend_args``), from ``cli`` and ``help``.
+
+Example:
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class DemoOptions(BackendOptions):
+    ...     retries: int = option(3, check=lambda name, value: whole_number(name, value, minimum=0), help="retries")
+    >>> DemoOptions.from_given({"retries": 5}).settings()
+    {'retries': 5}
+    >>> DemoOptions.from_given({}).describe(), DemoOptions.from_given({}).settings()
+    ({'retries': 3}, {})
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, ClassVar, TypeVar
 
 from memreranker_core.errors import ConfigurationError
 
+#: The key under which ``option`` stores its ``OptionSpec`` in a dataclass field's metadata.
+SPEC_KEY = "memreranker_option"
 
+Check = Callable[[str, Any], Any]
+OptionsT = TypeVar("OptionsT", bound="BackendOptions")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """What one option is, besides its name and default.
+
+    Attributes:
+        help: One line for ``--help`` and docs.
+        check: ``check(name, value) -> value``: the value as stored, or ``ConfigurationError``. Not run on ``None``.
+        secret: Never shown or serialized (``describe`` says only whether it is set).
+        cli: Whether the command line has a flag for it.
+        cli_type: The flag's argument type: ``str``, ``int``, ``float`` or ``bool`` (a store-true flag).
+        choices: The accepted values, for the flag and the message.
+    """
+
+    help: str
+    check: Check | None = None
+    secret: bool = False
+    cli: bool = True
+    cli_type: type = str
+    choices: tuple[str, ...] | None = None
+
+
+def option(
+    default: Any = None,
+    *,
+    help: str,  # noqa: A002 - the argparse word
+    check: Check | None = None,
+    secret: bool = False,
+    cli: bool = True,
+    cli_type: type = str,
+    choices: tuple[str, ...] | None = None,
+) -> Any:
+    """A dataclass field declaring one backend option (see the module's example)."""
+    if choices is not None and check is None:
+        check = one_of(choices)
+    spec = OptionSpec(help=help, check=check, secret=secret, cli=cli, cli_type=cli_type, choices=choices)
+    return field(default=default, metadata={SPEC_KEY: spec})
+
+
+class BackendOptions:
+    """Base of the frozen options dataclasses. Subclasses declare fields with ``option`` and may override
+    ``check_together`` for checks that involve several options."""
+
+    #: The backend's name, for messages ("local", "hosted").
+    BACKEND: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for item in fields(self):  # type: ignore[arg-type]
+            spec = item.metadata.get(SPEC_KEY)
+            value = getattr(self, item.name)
+            if spec is not None and spec.check is not None and value is not None:
+                object.__setattr__(self, item.name, spec.check(item.name, value))
+        self.check_together()
+
+    def check_together(self) -> None:
+        """Checks that involve more than one option; raise ``ConfigurationError``."""
+
+    # ----------------------------------------------------------------- declaration
+    @classmethod
+    def specs(cls) -> dict[str, tuple[Any, OptionSpec]]:
+        """``{name: (default, spec)}`` of every option, in declaration order."""
+        found = {}
+        for item in fields(cls):  # type: ignore[arg-type]
+            spec = item.metadata.get(SPEC_KEY)
+            if spec is not None:
+                default = item.default if item.default is not MISSING else None
+                found[item.name] = (default, spec)
+        return found
+
+    @classmethod
+    def names(cls) -> frozenset[str]:
+        """The option names this backend accepts."""
+        return frozenset(cls.specs())
+
+    @classmethod
+    def from_given(cls: type[OptionsT], given: Mapping[str, Any]) -> OptionsT:
+        """Build the options from what the user gave; ``None`` values count as not given.
+
+        Raises:
+            ConfigurationError: An unknown name, or a value its check refuses.
+        """
+        unknown = sorted(set(given) - cls.names())
+        if unknown:
+            raise ConfigurationError(f"unknown {cls.BACKEND} option(s) {unknown}; known: {sorted(cls.names())}")
+        values = {name: value for name, value in given.items() if value is not None}
+        options = cls(**values)
+        object.__setattr__(options, "_given", frozenset(values))
+        return options
+
+    # ----------------------------------------------------------------- views
+    def given_names(self) -> frozenset[str]:
+        """Names of the options the user gave."""
+        return getattr(self, "_given", frozenset())
+
+    def settings(self) -> dict[str, Any]:
+        """Only what the user gave, as given (checked), without secrets: what serialization writes."""
+        specs = self.specs()
+        return {
+            name: getattr(self, name)
+            for name in specs
+            if name in self.given_names() and not specs[name][1].secret
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """Every option in force, defaults included; a secret appears only as ``<name>_set``."""
+        shown: dict[str, Any] = {}
+        for name, (_default, spec) in self.specs().items():
+            value = getattr(self, name)
+            if spec.secret:
+                shown[f"{name}_set"] = value is not None
+            else:
+                shown[name] = value
+        return shown
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.describe().items())
+        return f"{type(self).__name__}({shown})"
+
+
+# --------------------------------------------------------------------- checks
 def check_bool(name: str, value: Any) -> bool:
     """``value``, or ``ConfigurationError`` unless it is exactly True or False."""
     if not isinstance(value, bool):
@@ -30,8 +177,58 @@ def positive_seconds(name: str, value: Any) -> float:
     return number
 
 
-def whole_number(name: str, value: Any, minimum: int = 1) -> int:
-    """``value``, or ``ConfigurationError`` unless it is a whole number >= ``minimum`` (``True`` is not one)."""
+def whole_number(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value``, or ``ConfigurationError`` unless it is a whole number in [``minimum``, ``maximum``]
+    (``True`` is not one)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigurationError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be a whole number <= {maximum}, not {value!r}")
     return value
+
+
+def whole(minimum: int = 1, maximum: int | None = None) -> Check:
+    """A check for ``option``: a whole number in [``minimum``, ``maximum``]."""
+    return lambda name, value: whole_number(name, value, minimum, maximum)
+
+
+def text(name: str, value: Any) -> str:
+    """``value`` stripped, or ``ConfigurationError`` unless it is a non-blank string."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{name} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+def one_of(choices: tuple[str, ...]) -> Check:
+    """A check for ``option``: one of ``choices`` (case-insensitive, stored lower case)."""
+
+    def check(name: str, value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise ConfigurationError(f"{name} must be one of {list(choices)}, not {value!r}")
+
+    return check
+
+
+_SECRET_GETTERS = ("get_secret_value", "resolve_value")  # pydantic SecretStr, Haystack Secret
+
+
+def check_secret(name: str, value: Any) -> Any:
+    """A secret: a string, or a secret object (pydantic ``SecretStr``, Haystack ``Secret``), kept as given."""
+    if isinstance(value, str) or any(callable(getattr(value, method, None)) for method in _SECRET_GETTERS):
+        return value
+    raise ConfigurationError(
+        f"{name} must be a string or a secret (pydantic SecretStr, Haystack Secret), not {type(value).__name__}"
+    )
+
+
+def secret_text(value: Any) -> str | None:
+    """The text of a secret given as a string or a secret object; ``None`` when unset or unresolvable."""
+    if value is None or isinstance(value, str):
+        return value
+    for method in _SECRET_GETTERS:
+        getter = getattr(value, method, None)
+        if callable(getter):
+            resolved = getter()
+            return resolved if isinstance(resolved, str) else None
+    return None

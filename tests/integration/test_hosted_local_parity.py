@@ -8,7 +8,7 @@ import json
 import pytest
 
 from memreranker_core import MemReranker
-from memreranker_core.backends.hosted_chunking import estimate_tokens
+from memreranker_core.backends.hosted.chunking import estimate_tokens
 from tests.support.rerank_server import RerankServer
 
 QUERY = "When did Caroline go to the LGBTQ support group?"

@@ -92,7 +92,7 @@ def test_hosted_settings_serialize_without_the_key_and_rebuild_from_the_environm
     compressor = MemRerankerCompressor(reranker=shared, top_n=2)
     dumped = compressor.model_dump()
     assert SECRET not in compressor.model_dump_json() and SECRET not in repr(compressor)
-    assert (dumped["backend"], dumped["base_url"], dumped["api_style"]) == ("hosted", server.base_url, "memos")
+    assert (dumped["backend"], dumped["base_url"], dumped["api_style"]) == ("hosted", server.base_url, None)  # only what was given
     assert dumped["reranker_options"]["read_timeout"] == 5.0
     rebuilt = MemRerankerCompressor(**dumped)  # the key comes back from MEMOS_API_KEY
     expected = compressor.compress_documents(make_documents(), QUERY)

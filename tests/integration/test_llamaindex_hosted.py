@@ -97,7 +97,7 @@ def test_hosted_settings_serialize_without_the_key_and_rebuild_from_the_environm
     postprocessor = MemRerankerPostprocessor(reranker=shared, top_n=2)
     assert SECRET not in postprocessor.to_json() and SECRET not in repr(postprocessor)
     rebuilt = MemRerankerPostprocessor.from_json(postprocessor.to_json())
-    assert (rebuilt.backend, rebuilt.base_url, rebuilt.api_style) == ("hosted", server.base_url, "memos")
+    assert (rebuilt.backend, rebuilt.base_url, rebuilt.api_style) == ("hosted", server.base_url, None)  # only what was given
     nodes = make_engine(rebuilt)[1].retrieve(QUERY)
     expected = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
     assert [(n.node.node_id, n.score) for n in rebuilt.postprocess_nodes(nodes, query_str=QUERY)] == [

@@ -79,15 +79,16 @@ def test_documents_from_stdin_one_per_line(tiny_model_path):
     assert code == 0 and len(json.loads(output)) == 3
 
 
-def test_no_documents_is_a_usage_error():
-    with pytest.raises(SystemExit, match="no documents"):
-        run_cli("rerank", "-q", QUERY)
+def test_no_documents_exits_2_with_the_error_prefix(capsys):
+    code, _ = run_cli("rerank", "-q", QUERY)
+    assert code == 2
+    assert "memreranker: error: InvalidInputError: no documents" in capsys.readouterr().err
 
 
 def test_invalid_option_value_exits_2_with_the_typed_error(tiny_model_path, capsys):
     code, _ = run_cli("rerank", "-q", QUERY, "-d", "x", "--model", str(tiny_model_path), "--top-n", "0")
     assert code == 2
-    assert "InvalidInputError: top_n must be >= 1" in capsys.readouterr().err
+    assert "InvalidInputError: top_n must be > 0" in capsys.readouterr().err
 
 
 def test_malformed_jsonl_line_is_reported_with_its_line_number(tmp_path, capsys):

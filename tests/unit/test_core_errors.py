@@ -50,13 +50,13 @@ def test_a_string_instead_of_a_document_list_raises(unloaded):
 
 @pytest.mark.parametrize("top_n", [0, -3])
 def test_top_n_below_one_raises_and_says_to_use_none(unloaded, top_n):
-    with pytest.raises(InvalidInputError, match=r"top_n must be >= 1.*use None"):
+    with pytest.raises(InvalidInputError, match=r"top_n must be > 0, but got -?[0-9]+; use None"):
         unloaded.rerank("query", ["doc"], top_n=top_n)
 
 
 @pytest.mark.parametrize("top_n", [True, 2.5, "3"])
 def test_top_n_of_the_wrong_type_raises(unloaded, top_n):
-    with pytest.raises(InvalidInputError, match="top_n must be a whole number"):
+    with pytest.raises(InvalidInputError, match="top_n must be a whole number > 0"):
         unloaded.rerank("query", ["doc"], top_n=top_n)
 
 
@@ -93,7 +93,7 @@ def test_unknown_option_raises_with_the_closest_known_name():
         ({"max_length": 0}, "max_length must be a whole number >= 16"),
         ({"batch_tokens": -1}, "batch_tokens must be a whole number >= 1"),
         ({"dtype": "int8"}, "dtype must be one of"),
-        ({"device": 0}, "device must be a string"),
+        ({"device": 0}, "device must be a device string"),
         ({"model": 3.14}, "model must be a hub id, a local path or a sentence-transformers CrossEncoder"),
     ],
 )

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from memreranker_core import MemReranker, errors
-from memreranker_core.backends.hosted import DEFAULT_BASE_URL, HostedBackend
+from memreranker_core.backends.hosted.client import DEFAULT_BASE_URL, HostedBackend
 from memreranker_core.types import ScoreRequest
 
 KEY = "sk-memos-SECRET-0123456789"

@@ -9,11 +9,11 @@ from email.utils import format_datetime
 import pytest
 
 from memreranker_core import errors
-from memreranker_core.backends.hosted_chunking import estimate_tokens, plan_chunks, truncate_to_tokens
-from memreranker_core.backends.hosted_dialects import DIALECTS, body_code, extract_results
-from memreranker_core.backends.hosted_errors import classify, redact
-from memreranker_core.backends.hosted_http import MAX_RETRY_AFTER, Transport, interpret, parse_retry_after
-from memreranker_core.backends.hosted_results import ResultsProblem, log_odds, scores_by_position
+from memreranker_core.backends.hosted.chunking import estimate_tokens, plan_chunks, truncate_to_tokens
+from memreranker_core.backends.hosted.dialects import DIALECTS, body_code, extract_results
+from memreranker_core.backends.hosted.failures import classify, redact
+from memreranker_core.backends.hosted.transport import MAX_RETRY_AFTER, Transport, interpret, parse_retry_after
+from memreranker_core.backends.hosted.responses import ResultsProblem, log_odds, scores_by_position
 
 
 # ----------------------------------------------------------------- token budget

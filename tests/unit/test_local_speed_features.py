@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from memreranker_core import MemReranker
-from memreranker_core.backends.local_batching import TokenBudget, default_batch_tokens, run_in_budget
+from memreranker_core.backends.local.batching import TokenBudget, default_batch_tokens, run_in_budget
 from memreranker_core.errors import BackendError, ConfigurationError
 from tests.support.golden_inputs import HARD_CASES, synthetic_memories
 
@@ -51,7 +51,7 @@ def test_out_of_memory_halves_the_budget_logs_once_and_keeps_every_score(
 ):
     reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=1024).warm_up()
     calls = _fail_batches(reranker, monkeypatch, lambda ids: 1)
-    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local_batching"):
+    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local.batching"):
         scores = reranker.score(QUERY, DOCUMENTS)
     assert calls["failed"] == 1
     assert reranker.backend.budget.value == 512
@@ -63,7 +63,7 @@ def test_out_of_memory_halves_the_budget_logs_once_and_keeps_every_score(
 def test_repeated_out_of_memory_keeps_halving_but_warns_only_once(tiny_model_path, baseline, monkeypatch, caplog):
     reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=4096).warm_up()
     _fail_batches(reranker, monkeypatch, lambda ids: 3)
-    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local_batching"):
+    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local.batching"):
         first = reranker.score(QUERY, DOCUMENTS)
         second = reranker.score(QUERY, DOCUMENTS)
     assert reranker.backend.budget.value == 512
@@ -129,7 +129,7 @@ def test_run_in_budget_returns_values_in_input_order_across_retries():
 
 def test_the_shared_prefix_cache_stores_nothing_during_the_forward():
     pytest.importorskip("transformers")
-    from memreranker_core.backends.local_batching import shared_prefix_cache
+    from memreranker_core.backends.local.batching import shared_prefix_cache
 
     prefix = [(torch.randn(1, 2, 5, 16), torch.randn(1, 2, 5, 16)) for _ in range(2)]
     cache = shared_prefix_cache(prefix, rows=3)

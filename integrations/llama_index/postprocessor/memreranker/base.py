@@ -19,13 +19,12 @@ from memreranker_core import MemReranker, RerankResult
 from memreranker_core.adapter_support import (
     SETTING_NAMES,
     RerankCall,
-    build_reranker,
-    check_count,
+    check_limits,
+    metadata_keys,
     plan_call,
-    reranker_settings,
+    resolve_reranker,
 )
 from memreranker_core.errors import InvalidInputError
-from memreranker_core.reranker import check_threshold
 
 logger = logging.getLogger(__name__)
 dispatcher = get_dispatcher(__name__)
@@ -69,13 +68,14 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
 
     def __init__(self, *, reranker: MemReranker | None = None, api_key: str | None = None, **data: Any) -> None:
         super().__init__(**data)
-        check_count("top_n", self.top_n)
-        check_threshold(self.score_threshold)
+        check_limits("top_n", self.top_n, self.score_threshold)
+        self.metadata_fields = metadata_keys("metadata_fields", self.metadata_fields)
         settings = {name: getattr(self, name) for name in SETTING_NAMES}
-        self._reranker = build_reranker(reranker, **settings, api_key=api_key, reranker_options=self.reranker_options)
-        if reranker is not None:
-            for name, value in reranker_settings(reranker).items():
-                setattr(self, name, value)
+        self._reranker, kept = resolve_reranker(
+            reranker, settings, api_key=api_key, reranker_options=self.reranker_options
+        )
+        for name, value in kept.items():
+            setattr(self, name, value)
 
     @classmethod
     def class_name(cls) -> str:
@@ -93,7 +93,7 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
         if not call.documents:
             return []
         with self._reranking(nodes, call) as finish:
-            return finish(self._wrap(nodes, call.run(self._reranker)))
+            return finish(self._wrap(nodes, call.run()))
 
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
@@ -102,7 +102,7 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
         if not call.documents:
             return []
         with self._reranking(nodes, call) as finish:
-            return finish(self._wrap(nodes, await call.arun(self._reranker)))
+            return finish(self._wrap(nodes, await call.arun()))
 
     def _plan(self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None) -> RerankCall:
         if query_bundle is None:
@@ -111,13 +111,13 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
                 "in a query engine's node_postprocessors"
             )
         return plan_call(
+            self._reranker,
             query_bundle.query_str,
             [(node.node.get_content(metadata_mode=self.metadata_mode), node.node.metadata) for node in nodes],
             top_n=self.top_n,
             score_threshold=self.score_threshold,
             metadata_fields=self.metadata_fields,
             separator=self.metadata_separator,
-            with_metadata=self._reranker.document_template is not None,
         )
 
     @contextmanager

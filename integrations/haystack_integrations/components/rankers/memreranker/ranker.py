@@ -12,14 +12,14 @@ from haystack.utils import Secret, deserialize_secrets_inplace
 from memreranker_core import MemReranker, RerankResult
 from memreranker_core.adapter_support import (
     API_KEY_ENV,
+    SETTING_NAMES,
     RerankCall,
-    build_reranker,
-    check_count,
+    check_limits,
+    metadata_keys,
     pick,
     plan_call,
-    reranker_settings,
+    resolve_reranker,
 )
-from memreranker_core.reranker import check_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -73,29 +73,21 @@ class MemRerankerRanker:
         embedding_separator: str = "\n",
         reranker: MemReranker | None = None,
     ) -> None:
-        check_count("top_k", top_k)
-        check_threshold(score_threshold)
-        settings = {
-            "backend": backend,
-            "model": model,
-            "device": device,
-            "instruction": instruction,
-            "base_url": base_url,
-            "api_style": api_style,
-            "document_template": document_template,
-            "reranker_options": dict(reranker_options or {}),
-        }
-        self.reranker = build_reranker(
-            reranker, **settings, api_key=None if reranker is not None else api_key.resolve_value()
+        check_limits("top_k", top_k, score_threshold)
+        given = locals()
+        self.reranker, kept = resolve_reranker(
+            reranker,
+            {name: given[name] for name in SETTING_NAMES},
+            api_key=None if reranker is not None else api_key,
+            reranker_options=reranker_options,
         )
-        if reranker is not None:
-            settings = reranker_settings(reranker)
-        for name, value in settings.items():
-            setattr(self, name, value)
+        for name in SETTING_NAMES:
+            setattr(self, name, kept.get(name))
+        self.reranker_options = kept["reranker_options"]
         self.api_key = api_key
         self.top_k = top_k
         self.score_threshold = score_threshold
-        self.meta_fields_to_embed = list(meta_fields_to_embed or [])
+        self.meta_fields_to_embed = metadata_keys("meta_fields_to_embed", meta_fields_to_embed)
         self.embedding_separator = embedding_separator
 
     def warm_up(self) -> None:
@@ -106,14 +98,8 @@ class MemRerankerRanker:
         """Serialize every parameter; the API key as its env-var reference only (a token secret is refused)."""
         return default_to_dict(
             self,
-            backend=self.backend,
-            model=self.model,
-            device=self.device,
-            instruction=self.instruction,
+            **{name: getattr(self, name) for name in SETTING_NAMES},
             api_key=self.api_key.to_dict(),
-            base_url=self.base_url,
-            api_style=self.api_style,
-            document_template=self.document_template,
             reranker_options=self.reranker_options,
             top_k=self.top_k,
             score_threshold=self.score_threshold,
@@ -151,7 +137,7 @@ class MemRerankerRanker:
             ValueError: ``top_k`` is not > 0, or ``score_threshold`` is outside [0, 1].
         """
         unique, call = self._plan(query, documents, top_k, score_threshold)
-        return {"documents": self._copies(unique, call.run(self.reranker))}
+        return {"documents": self._copies(unique, call.run())}
 
     @component.output_types(documents=list[Document])
     async def run_async(
@@ -163,13 +149,14 @@ class MemRerankerRanker:
     ) -> dict[str, list[Document]]:
         """``run`` without blocking the event loop (same arguments and result)."""
         unique, call = self._plan(query, documents, top_k, score_threshold)
-        return {"documents": self._copies(unique, await call.arun(self.reranker))}
+        return {"documents": self._copies(unique, await call.arun())}
 
     def _plan(
         self, query: str, documents: list[Document], top_k: int | None, score_threshold: float | None
     ) -> tuple[list[Document], RerankCall]:
         unique = _deduplicate(documents)
         call = plan_call(
+            self.reranker,
             query,
             [(document.content, document.meta) for document in unique],
             top_n=pick(top_k, self.top_k),
@@ -177,7 +164,6 @@ class MemRerankerRanker:
             count_name="top_k",
             metadata_fields=self.meta_fields_to_embed,
             separator=self.embedding_separator,
-            with_metadata=self.reranker.document_template is not None,
         )
         return unique, call
 

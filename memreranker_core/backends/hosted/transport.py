@@ -30,8 +30,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from memreranker_core.backends.hosted_dialects import body_code, body_message
-from memreranker_core.backends.hosted_errors import (
+from memreranker_core.backends.hosted.dialects import body_code, body_message
+from memreranker_core.backends.hosted.failures import (
     Failure,
     classify,
     connection_failure,

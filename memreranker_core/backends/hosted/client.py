@@ -18,31 +18,19 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from memreranker_core.backends.hosted_chunking import estimate_tokens, plan_chunks, truncate_to_tokens
-from memreranker_core.backends.hosted_dialects import DIALECTS, Dialect, extract_results
-from memreranker_core.backends.hosted_errors import malformed
-from memreranker_core.backends.hosted_http import Transport
-from memreranker_core.backends.hosted_results import ResultsProblem, log_odds, scores_by_position
-from memreranker_core.backends.options import check_bool, non_negative, positive_seconds, whole_number
+from memreranker_core.backends.hosted.chunking import estimate_tokens, plan_chunks, truncate_to_tokens
+from memreranker_core.backends.hosted.dialects import DIALECTS, Dialect, extract_results
+from memreranker_core.backends.hosted.failures import malformed
+from memreranker_core.backends.hosted.transport import Transport
+from memreranker_core.backends.hosted.responses import ResultsProblem, log_odds, scores_by_position
+from memreranker_core.backends.hosted.options import BASE_URL_ENV, DEFAULT_BASE_URL, HostedOptions
+from memreranker_core.backends.options import secret_text
 from memreranker_core.errors import AuthenticationError, ConfigurationError, InvalidInputError
 from memreranker_core.prompt import DEFAULT_INSTRUCTION, hosted_query_text
 from memreranker_core.types import ScoreRequest
 
 logger = logging.getLogger(__name__)
 
-BASE_URL_ENV = "MEMOS_BASE_URL"
-DEFAULT_BASE_URL = "https://memos.memtensor.cn/api/openmem/v1"
-DEFAULT_API_STYLE = "memos"
-DEFAULTS: dict[str, Any] = {
-    "connect_timeout": 10.0,
-    "read_timeout": 30.0,
-    "max_retries": 3,
-    "backoff_factor": 0.5,
-    "max_concurrency": 4,
-    "max_request_tokens": 8000,
-    "oversize": "truncate",
-    "allow_insecure_http": False,
-}
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 
 
@@ -78,61 +66,29 @@ class HostedBackend:
         False
     """
 
-    OPTION_NAMES = frozenset(
-        {
-            "api_key",
-            "base_url",
-            "api_style",
-            "connect_timeout",
-            "read_timeout",
-            "max_retries",
-            "backoff_factor",
-            "max_concurrency",
-            "max_request_tokens",
-            "max_documents_per_request",
-            "oversize",
-            "allow_insecure_http",
-        }
-    )
-
-    def __init__(self, model: Any = None, **options: Any) -> None:
-        unknown = sorted(set(options) - self.OPTION_NAMES)
-        if unknown:
-            raise ConfigurationError(f"unknown hosted option(s) {unknown}; known: {sorted(self.OPTION_NAMES)}")
-        given = {key: value for key, value in options.items() if value is not None}
-        style = given.get("api_style", DEFAULT_API_STYLE)
-        if not isinstance(style, str) or style.strip().lower() not in DIALECTS:
-            raise ConfigurationError(f"api_style must be one of {sorted(DIALECTS)}, not {style!r}")
-        self._dialect: Dialect = DIALECTS[style.strip().lower()]
+    def __init__(self, model: Any = None, *, options: HostedOptions | None = None, **given: Any) -> None:
+        if options is not None and given:
+            raise ConfigurationError("pass either options= or option keywords, not both")
+        self.options = options if options is not None else HostedOptions.from_given(given)
+        self._dialect: Dialect = DIALECTS[self.options.api_style]
         if model is not None and (not isinstance(model, str) or not model.strip()):
             raise ConfigurationError(
                 f"model must be the service's model name (e.g. 'memos-reranker-4b'), not {type(model).__name__}"
             )
         self.model: str | None = model if model is not None else self._dialect.default_model
-        self._api_key = _check_key_type(given.get("api_key"))
+        self._api_key = self.options.api_key
+        self.allow_insecure_http = self.options.allow_insecure_http
         self.base_url = _check_base_url(
-            given.get("base_url", os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL),
-            check_bool("allow_insecure_http", given.get("allow_insecure_http", False)),
+            self.options.base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL, self.allow_insecure_http
         )
-        self.allow_insecure_http = bool(given.get("allow_insecure_http", False))
-        self.connect_timeout = positive_seconds(
-            "connect_timeout", given.get("connect_timeout", DEFAULTS["connect_timeout"])
-        )
-        self.read_timeout = positive_seconds("read_timeout", given.get("read_timeout", DEFAULTS["read_timeout"]))
-        self.max_retries = whole_number("max_retries", given.get("max_retries", DEFAULTS["max_retries"]), minimum=0)
-        self.backoff_factor = non_negative("backoff_factor", given.get("backoff_factor", DEFAULTS["backoff_factor"]))
-        self.max_concurrency = whole_number(
-            "max_concurrency", given.get("max_concurrency", DEFAULTS["max_concurrency"])
-        )
-        self.max_request_tokens = whole_number(
-            "max_request_tokens", given.get("max_request_tokens", DEFAULTS["max_request_tokens"]), minimum=16
-        )
-        self.max_documents_per_request = whole_number(
-            "max_documents_per_request", given.get("max_documents_per_request", self._dialect.max_documents)
-        )
-        self.oversize = given.get("oversize", DEFAULTS["oversize"])
-        if self.oversize not in ("truncate", "error"):
-            raise ConfigurationError(f"oversize must be 'truncate' or 'error', not {self.oversize!r}")
+        self.connect_timeout = self.options.connect_timeout
+        self.read_timeout = self.options.read_timeout
+        self.max_retries = self.options.max_retries
+        self.backoff_factor = self.options.backoff_factor
+        self.max_concurrency = self.options.max_concurrency
+        self.max_request_tokens = self.options.max_request_tokens
+        self.max_documents_per_request = self.options.max_documents_per_request or self._dialect.max_documents
+        self.oversize = self.options.oversize
         self.url = self._dialect.url(self.base_url)
         self._where = _public_url(self.url)
         self._transport = Transport(
@@ -193,21 +149,13 @@ class HostedBackend:
         self._transport.close()
 
     def describe(self) -> dict[str, Any]:
-        """Public settings; the key appears only as whether one is set."""
+        """Every setting in force; the key appears only as whether one is set (here or in the environment)."""
         return {
+            **self.options.describe(),
             "model": self.model,
             "base_url": _public_url(self.base_url),
-            "api_style": self.api_style,
             "api_key_set": self._key_value() is not None,
-            "connect_timeout": self.connect_timeout,
-            "read_timeout": self.read_timeout,
-            "max_retries": self.max_retries,
-            "backoff_factor": self.backoff_factor,
-            "max_concurrency": self.max_concurrency,
-            "max_request_tokens": self.max_request_tokens,
             "max_documents_per_request": self.max_documents_per_request,
-            "oversize": self.oversize,
-            "allow_insecure_http": self.allow_insecure_http,
         }
 
     def stats(self) -> dict[str, int]:
@@ -220,7 +168,7 @@ class HostedBackend:
 
     # ----------------------------------------------------------------- internals
     def _key_value(self) -> str | None:
-        key = _secret_text(self._api_key)
+        key = secret_text(self._api_key)
         if key is None and self._dialect.key_env:
             key = os.environ.get(self._dialect.key_env) or None
         return key.strip() if key is not None and key.strip() else None
@@ -304,27 +252,6 @@ class HostedBackend:
 
 
 # ----------------------------------------------------------------- option checks
-def _secret_text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    for method in ("get_secret_value", "resolve_value"):  # pydantic SecretStr, Haystack Secret
-        getter = getattr(value, method, None)
-        if callable(getter):
-            resolved = getter()
-            return resolved if isinstance(resolved, str) else None
-    return None
-
-
-def _check_key_type(value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    if any(callable(getattr(value, method, None)) for method in ("get_secret_value", "resolve_value")):
-        return value
-    raise ConfigurationError(
-        f"api_key must be a string or a secret (pydantic SecretStr, Haystack Secret), not {type(value).__name__}"
-    )
-
-
 def _check_base_url(value: Any, allow_insecure_http: bool) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigurationError(f"base_url must be a URL like {DEFAULT_BASE_URL!r}, not {value!r}")

@@ -15,6 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Any, TextIO
 
+from memreranker_core.cli.backend_args import add_backend_arguments, reranker_from_args
+
 DEFAULT_OUT = "locomo-eval"
 
 
@@ -40,7 +42,6 @@ def _probability(text: str) -> float:
 
 def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``eval`` (with its ``locomo`` benchmark) on the ``memreranker`` command's subparsers."""
-    from memreranker_core.cli import add_backend_arguments
     from memreranker_core.eval.first_stage import FIRST_STAGES
     from memreranker_core.eval.runner import DEFAULT_TEMPLATE
 
@@ -95,8 +96,6 @@ def run_eval_locomo(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> 
     data = load_locomo(args.data)
     reranker = None
     if not args.first_stage_only:
-        from memreranker_core.cli import reranker_from_args
-
         reranker = reranker_from_args(args, document_template=config.document_template)
         reranker.warm_up()  # load the model before the clock starts: latency is per rerank call
     try:

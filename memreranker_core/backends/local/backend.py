@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from memreranker_core._optional import require
-from memreranker_core.backends.local_batching import (
+from memreranker_core.backends.local.batching import (
     DEFAULT_BATCH_TOKENS,
     TokenBudget,
     default_batch_tokens,
@@ -40,7 +40,7 @@ from memreranker_core.backends.local_batching import (
     share_prefix,
     shared_prefix_cache,
 )
-from memreranker_core.backends.options import whole_number
+from memreranker_core.backends.local.options import LocalOptions
 from memreranker_core.errors import BackendError, ConfigurationError, InvalidInputError, ModelLoadError
 from memreranker_core.prompt import DEFAULT_INSTRUCTION, NO_TOKEN, SUFFIX, SYSTEM_PREFIX, YES_TOKEN, body_head
 from memreranker_core.types import ScoreRequest
@@ -49,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 MODEL_ENV = "MEMRERANKER_MODEL"
 DEFAULT_MODEL = "IAAR-Shanghai/MemReranker-4B"
-DEFAULT_MAX_LENGTH = 8192
-DTYPES = ("float32", "bfloat16", "float16")
 
 __all__ = [
     "DEFAULT_BATCH_TOKENS",
@@ -102,18 +100,7 @@ class LocalBackend:
         >>> rr = MemReranker(backend="local", model="/models/MemReranker-0.6B", device="cpu")  # doctest: +SKIP
     """
 
-    OPTION_NAMES = frozenset({"device", "dtype", "max_length", "batch_tokens", "attn_implementation"})
-
-    def __init__(
-        self,
-        model: Any = None,
-        *,
-        device: str | None = None,
-        dtype: str | None = None,
-        max_length: int = DEFAULT_MAX_LENGTH,
-        batch_tokens: int | None = None,
-        attn_implementation: str = "sdpa",
-    ) -> None:
+    def __init__(self, model: Any = None, *, options: LocalOptions | None = None, **given: Any) -> None:
         if model is None:
             model = os.environ.get(MODEL_ENV) or DEFAULT_MODEL
         if isinstance(model, os.PathLike):
@@ -125,24 +112,15 @@ class LocalBackend:
                 f"model must be a hub id, a local path or a sentence-transformers CrossEncoder, "
                 f"not {type(model).__name__}"
             )
-        if device is not None and not isinstance(device, str):
-            raise ConfigurationError(f"device must be a string like 'cuda' or 'cpu', not {type(device).__name__}")
-        if dtype is not None and str(dtype).replace("torch.", "") not in DTYPES:
-            raise ConfigurationError(f"dtype must be one of {DTYPES} (or None for the device's default), not {dtype!r}")
-        whole_number("max_length", max_length, minimum=16)
-        if batch_tokens is not None:
-            whole_number("batch_tokens", batch_tokens)
+        if options is not None and given:
+            raise ConfigurationError("pass either options= or option keywords, not both")
+        self.options = options if options is not None else LocalOptions.from_given(given)
         self.model_ref = model
-        self.device_name = device
-        self.dtype_name = None if dtype is None else str(dtype).replace("torch.", "")
-        self.max_length = max_length
-        self.batch_tokens = batch_tokens
-        if attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-            raise ConfigurationError(
-                "attn_implementation='flash_attention_2' needs the flash-attn package (CUDA only): "
-                "pip install flash-attn --no-build-isolation; or use the default 'sdpa'"
-            )
-        self.attn_implementation = attn_implementation
+        self.device_name = self.options.device
+        self.dtype_name = self.options.dtype
+        self.max_length = self.options.max_length
+        self.batch_tokens = self.options.batch_tokens
+        self.attn_implementation = self.options.attn_implementation
         self._budget: TokenBudget | None = None
         self._lock = threading.RLock()
         self._loaded: LoadedModel | None = None
@@ -150,13 +128,10 @@ class LocalBackend:
     # ----------------------------------------------------------------- protocol
     def describe(self) -> dict[str, Any]:
         model = self.model_ref if isinstance(self.model_ref, str) else type(self.model_ref).__name__
-        return {
-            "model": model,
-            "device": self.device_name,
-            "dtype": self.dtype_name,
-            "max_length": self.max_length,
-            "batch_tokens": self._budget.value if self._budget is not None else self.batch_tokens,
-        }
+        shown = {"model": model, **self.options.describe()}
+        if self._budget is not None:  # the budget in force, after any out-of-memory reduction
+            shown["batch_tokens"] = self._budget.value
+        return shown
 
     def warm_up(self) -> None:
         self._load()
@@ -219,9 +194,11 @@ class LocalBackend:
             device = torch.device(self.device_name or ("cuda" if torch.cuda.is_available() else "cpu"))
             dtype_name = self.dtype_name or ("bfloat16" if device.type == "cuda" else "float32")
             dtype = getattr(torch, dtype_name)
-            model, tokenizer = _from_pretrained(self.model_ref, dtype, self.attn_implementation)
+            model, tokenizer = _from_pretrained(
+                self.model_ref, dtype, self.attn_implementation, self.options.pretrained_kwargs()
+            )
             model = model.to(device)
-            instruction = read_default_instruction(self.model_ref)
+            instruction = read_default_instruction(self.model_ref, self.options)
         model.eval()
         yes_id, no_id = (_single_token_id(tokenizer, token) for token in (YES_TOKEN, NO_TOKEN))
         weight = model.get_output_embeddings().weight
@@ -423,12 +400,14 @@ def _from_cross_encoder(encoder: Any) -> tuple[Any, Any, str | None]:
     return model, tokenizer, instruction or None
 
 
-def _from_pretrained(ref: str, dtype: Any, attn_implementation: str) -> tuple[Any, Any]:
+def _from_pretrained(ref: str, dtype: Any, attn_implementation: str, hub: dict[str, Any]) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(ref)
-        model = AutoModelForCausalLM.from_pretrained(ref, dtype=dtype, attn_implementation=attn_implementation)
+        tokenizer = AutoTokenizer.from_pretrained(ref, **hub)
+        model = AutoModelForCausalLM.from_pretrained(
+            ref, dtype=dtype, attn_implementation=attn_implementation, **hub
+        )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
             f"could not load the model {ref!r}: {exc}\n"
@@ -439,18 +418,24 @@ def _from_pretrained(ref: str, dtype: Any, attn_implementation: str) -> tuple[An
     return model, tokenizer
 
 
-def read_default_instruction(ref: str) -> str | None:
+def read_default_instruction(ref: str, options: LocalOptions | None = None) -> str | None:
     """The instruction a sentence-transformers checkpoint carries (``prompts[default_prompt_name]``), if any.
 
-    Reads ``config_sentence_transformers.json`` from a local folder, or from the hub cache for a hub id (never
-    downloading it just for this).
+    Reads ``config_sentence_transformers.json`` from a local folder, or from the hub cache for a hub id (the
+    ``revision`` and ``cache_dir`` of ``options``; never downloading it just for this).
     """
+    hub = {} if options is None else options.pretrained_kwargs()
     path = Path(ref) / "config_sentence_transformers.json"
     if not path.is_file():
         try:
             from huggingface_hub import try_to_load_from_cache
 
-            cached = try_to_load_from_cache(ref, "config_sentence_transformers.json")
+            cached = try_to_load_from_cache(
+                ref,
+                "config_sentence_transformers.json",
+                cache_dir=hub.get("cache_dir"),
+                revision=hub.get("revision"),
+            )
         except Exception:  # not a hub id, or no huggingface_hub
             return None
         if not isinstance(cached, str):

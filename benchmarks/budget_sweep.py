@@ -12,8 +12,8 @@ import sys
 
 import torch
 
+from benchmarks.checkpoints import benchmark_checkpoint
 from benchmarks.measure import time_calls
-from benchmarks.run import build_checkpoint
 from benchmarks.workloads import build_workloads
 
 
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
 
     device = torch.device(args.device)
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    path = build_checkpoint(args)
+    path = benchmark_checkpoint(args.shape, layers=args.layers, model_dir=args.model_dir)
     wanted = {name.strip() for name in args.workloads.split(",")}
     reranker = MemReranker(model=str(path), device=args.device, dtype=dtype).warm_up()
     workloads = build_workloads(
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| budget | {' | '.join(f'{w.name} p50 ms ({len(w.documents)} docs)' for w in workloads)} |")
     print(f"| ---: | {' | '.join('---:' for _ in workloads)} |")
     for budget in (int(value) for value in args.budgets.split(",")):
-        reranker.backend.budget.value = budget
+        reranker.backend.set_budget(budget)
         cells = []
         for workload in workloads:
             timing = time_calls(lambda w=workload: reranker.score(w.query, w.documents), device, iters=args.iters)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 3's GPU run in three steps, each meant to fit one 10-minute command on an H100/H200 (BENCHMARKS.md has
-# the estimates and the device-tool calls). Results build up in /tmp/memreranker-results, which lives as long as
+# The GPU benchmark run in three steps, each meant to fit one 10-minute command on an H100/H200 (BENCHMARKS.md has
+# the estimates and the commands). Results build up in /tmp/memreranker-results, which lives as long as
 # the machine, and are copied to OUT_DIR after each step.
 #
 #   benchmarks/gpu_steps.sh 1 OUT_DIR   # 0.6b: W1-W5 side by side, then tests/gpu            (~5 min)
@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step=${1:?usage: benchmarks/gpu_steps.sh 1|2|3 [OUT_DIR]}
-out=${2:-benchmarks/results}
+out=${2:-benchmarks/runs}
 results=/tmp/memreranker-results
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$results" "$out"

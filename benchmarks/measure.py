@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from memreranker_core.backends.local.batching import layer_flops_per_token
+from memreranker_core.backends.local import layer_flops_per_token
 
 #: Dense bf16 tensor-core peaks (TFLOP/s, no sparsity), by a substring of the CUDA device name.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "L4": 121.0}

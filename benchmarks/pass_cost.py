@@ -1,8 +1,8 @@
 """Fit the fixed cost of one forward pass of the local backend, in tokens: the figure ``PASS_OVERHEAD`` holds.
 
-The batch planner (``local_batching.plan_batches``) trades padding against passes, pricing one more pass at
-``default_pass_overhead(device, config)`` tokens. This measures that price instead of estimating it: for each
-model shape it times our own document passes (real shared-prefix cache, right-padded rows) over a grid of batch
+The batch planner (``memreranker_core.backends.local.plan_batches``) trades padding against passes, pricing one more
+pass at ``default_pass_overhead(device, config)`` tokens. This measures that price instead of estimating it: for
+each model shape it times our own document passes (real shared-prefix cache, right-padded rows) over a grid of batch
 shapes, fits ``seconds = a + b * tokens + c * attended`` by least squares, and reports ``a / b``, the tokens one
 more pass costs. With two or more shapes it also solves ``overhead = tokens + flops_per_layer /
 layer_flops_per_token(config)`` for the ``(tokens, flops_per_layer)`` pair that ``PASS_OVERHEAD`` keeps per device
@@ -23,15 +23,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/pass_cost.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.run import build_checkpoint
-from memreranker_core.backends.local.batching import default_pass_overhead, layer_flops_per_token
+from benchmarks.checkpoints import benchmark_checkpoint
+from memreranker_core.backends.local import default_pass_overhead, layer_flops_per_token, run_batch, run_prefix
 
 PREFIX_TOKENS = 80  # about a memory query's shared prefix (system prompt, instruction, query)
 WIDTHS = (8, 32, 128, 512)
@@ -88,9 +87,8 @@ def solve_overhead_constants(points: Sequence[tuple[float, float]]) -> tuple[flo
 def measure_shape(args: argparse.Namespace, shape: str) -> tuple[PassCost, list[tuple[int, int, int, float]], object]:
     """Time our document passes of one shape over the grid of batch shapes; return the fit, samples and config."""
     from memreranker_core import MemReranker
-    from memreranker_core.backends.local.backend import _run_batch, _run_prefix
 
-    path = build_checkpoint(SimpleNamespace(shape=shape, layers=args.layers, model_dir=args.model_dir))
+    path = benchmark_checkpoint(shape, layers=args.layers, model_dir=args.model_dir)
     device = torch.device(args.device)
     dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     loaded = MemReranker(model=str(path), device=args.device, dtype=dtype).warm_up().backend.loaded
@@ -101,7 +99,7 @@ def measure_shape(args: argparse.Namespace, shape: str) -> tuple[PassCost, list[
 
     samples: list[tuple[int, int, int, float]] = []
     with torch.inference_mode():
-        prefix = _run_prefix(loaded, tokens(PREFIX_TOKENS))
+        prefix = run_prefix(loaded, tokens(PREFIX_TOKENS))
         for width in WIDTHS:
             rows = 1
             while rows * width <= args.max_tokens:
@@ -111,7 +109,7 @@ def measure_shape(args: argparse.Namespace, shape: str) -> tuple[PassCost, list[
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                     start = time.perf_counter()
-                    _run_batch(loaded, prefix, PREFIX_TOKENS, batch)  # reads its scores back: synchronous
+                    run_batch(loaded, batch, prefix)  # reads its scores back: synchronous
                     timings.append(time.perf_counter() - start)
                 samples.append((rows, width, PREFIX_TOKENS, statistics.median(timings[1:])))
                 rows *= 2

@@ -1,9 +1,10 @@
 """What the local backend runs for W1-W5 on a GPU's defaults: forward passes and padded tokens, before and now.
 
-Planning needs only the tokenizer, not a GPU, so these figures are exact for the CUDA defaults (the token budget
-of an 80 GiB GPU and the estimated per-pass cost of each architecture, ``local_batching.PASS_OVERHEAD``) wherever
-this runs. "before" is the planner up to this change: the prefix always shared, one greedy pass over the
-documents sorted longest first. Time itself is not measured here (see ``benchmarks.run``).
+Planning needs only the tokenizer, not a GPU, so these figures are exact for the CUDA defaults (the token budget of
+an 80 GiB GPU and the estimated per-pass cost of each architecture,
+``memreranker_core.backends.local.PASS_OVERHEAD``) wherever this runs. "before" is the planner up to this change:
+the prefix always shared, one greedy pass over the documents sorted longest first. Time itself is not measured here
+(see ``benchmarks.run``).
 
 Usage::
 
@@ -14,24 +15,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/plans.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.checkpoints import benchmark_checkpoint
 from benchmarks.workloads import build_workloads
 from memreranker_core import MemReranker
-from memreranker_core.backends.local.backend import plan
-from memreranker_core.backends.local.batching import (
+from memreranker_core.backends.local import (
     DEFAULT_BATCH_TOKENS,
     TokenBudget,
     default_pass_overhead,
     fill_batches,
+    plan,
     plan_cost,
 )
-from memreranker_core.testing import build_random_model
 from memreranker_core.testing.random_model import MODEL_SHAPES
 from memreranker_core.types import ScoreRequest
 
@@ -43,9 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--w5-docs", type=int, default=10_000)
     args = parser.parse_args(argv)
 
-    path = Path(tempfile.gettempdir()) / "memreranker-bench" / "tiny"
-    if not (path / "config.json").is_file():
-        build_random_model(path, shape="tiny", seed=0)
+    path = benchmark_checkpoint("tiny")
     backend = MemReranker(model=str(path), device="cpu").backend  # only its tokenizer and prompt are used
     workloads = build_workloads(backend.loaded.tokenizer, w5_docs=args.w5_docs)
     for shape in args.shapes.split(","):

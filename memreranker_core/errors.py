@@ -37,8 +37,8 @@ class MissingDependencyError(MemRerankerError, ImportError):
         self.package = package
         self.extra = extra
         super().__init__(
-            f"{purpose} needs the package {package!r}, which is not installed. "
-            f'Install it with: pip install "memreranker[{extra}]"'
+            f"{purpose} needs the package {package!r}, which is not installed. Install it from your clone of "
+            f'memreranker with: pip install -e ".[{extra}]" (or pip install {package})'
         )
 
 
@@ -96,10 +96,20 @@ class MalformedResponseError(HostedBackendError):
     """The service answered, but its response cannot be trusted: bad JSON, missing, duplicate or stray indices."""
 
 
+class ResponseTooLargeError(MalformedResponseError):
+    """The service's answer, decoded, is larger than ``max_response_bytes`` (a runaway or compressed-bomb body)."""
+
+
+class CallCancelledError(HostedBackendError):
+    """The call was stopped before it finished: the reranker was closed while it was in flight, or its async
+    caller was cancelled. Nothing more is sent for it; call again (a closed reranker reopens on the next call)."""
+
+
 __all__ = [
     "AuthenticationError",
     "BackendError",
     "BadRequestError",
+    "CallCancelledError",
     "ConfigurationError",
     "HostedBackendError",
     "InvalidInputError",
@@ -109,6 +119,7 @@ __all__ = [
     "ModelLoadError",
     "QuotaExceededError",
     "RateLimitError",
+    "ResponseTooLargeError",
     "ServerError",
     "ServiceConnectionError",
     "ServiceTimeoutError",

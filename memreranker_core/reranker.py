@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import os
@@ -10,7 +9,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memreranker_core.backends import ScoringBackend, create_backend
-from memreranker_core.documents import render_document, split_document, template_fields
+from memreranker_core.cancellation import run_in_thread
+from memreranker_core.documents import check_text, render_document, split_document, template_fields
 from memreranker_core.errors import ConfigurationError, InvalidInputError
 from memreranker_core.prompt import render_context_turn
 from memreranker_core.types import DocumentInput, RerankResult, ScoreRequest
@@ -154,12 +154,13 @@ class MemReranker:
         return select([RerankResult(i, sigmoid(v), texts[i], v) for i, v in enumerate(logits)], top_n, score_threshold)
 
     async def ascore(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[float]:
-        """``score`` without blocking the event loop (runs in a worker thread)."""
-        return await asyncio.to_thread(self.score, query, documents, **kwargs)
+        """``score`` without blocking the event loop (runs in a worker thread; cancelling the awaiting task stops a
+        hosted call before its next request)."""
+        return await run_in_thread(self.score, query, documents, **kwargs)
 
     async def arerank(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[RerankResult]:
         """``rerank`` without blocking the event loop (runs in a worker thread)."""
-        return await asyncio.to_thread(self.rerank, query, documents, **kwargs)
+        return await run_in_thread(self.rerank, query, documents, **kwargs)
 
     def warm_up(self) -> MemReranker:
         """Load the model (local) or open the session (hosted) now rather than on the first call."""
@@ -175,6 +176,35 @@ class MemReranker:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+    # ----------------------------------------------------------------- copies and pickles
+    def __copy__(self) -> MemReranker:
+        """A reranker with the same settings that shares this one's backend (one loaded model, one session)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._given = dict(self._given)
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> MemReranker:
+        """Like ``copy.copy``: the loaded model is shared, never duplicated (what LangChain, LlamaIndex and Haystack
+        expect when they copy a component)."""
+        clone = self.__copy__()
+        memo[id(self)] = clone
+        return clone
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        """Pickle ``settings()`` only: never the key (the unpickled reranker reads ``MEMOS_API_KEY`` again), the
+        model or a session; the model loads again on first use.
+
+        Raises:
+            TypeError: The reranker was built from a loaded model object, which its settings cannot name.
+        """
+        if "model" not in self._given and not isinstance(getattr(self._backend, "model_ref", None), (str, type(None))):
+            raise TypeError(
+                "cannot pickle a MemReranker built from a loaded model object; build it from a hub id or a local "
+                "path to pickle it"
+            )
+        return (_from_settings, (self.settings(),))
 
     @property
     def backend(self) -> ScoringBackend:
@@ -252,6 +282,11 @@ class MemReranker:
         return [float(value) for value in logits]
 
 
+def _from_settings(settings: dict[str, Any]) -> MemReranker:
+    """Unpickle a ``MemReranker`` from its ``settings()``."""
+    return MemReranker(**settings)
+
+
 def select(results: list[RerankResult], top_n: int | None, score_threshold: float | None) -> list[RerankResult]:
     """Sort best first (stable, so ties keep input order), keep scores >= threshold, then the first ``top_n``."""
     ranked = sorted(results, key=lambda result: -result.score)
@@ -266,6 +301,7 @@ def check_query(query: object) -> None:
         raise InvalidInputError(f"query must be a string, not {type(query).__name__}")
     if not query.strip():
         raise InvalidInputError("query is empty; pass the question the documents should answer")
+    check_text(query, "the query")
 
 
 def check_count(value: object, name: str = "top_n") -> None:
@@ -310,7 +346,7 @@ def _check_instruction(instruction: object) -> str | None:
         return None
     if not isinstance(instruction, str) or not instruction.strip():
         raise InvalidInputError("instruction must be a non-empty string, or None for the model's default")
-    return instruction
+    return check_text(instruction, "the instruction")
 
 
 def _render_context(context: object) -> tuple[str, ...]:
@@ -322,6 +358,8 @@ def _render_context(context: object) -> tuple[str, ...]:
             f"not {type(context).__name__}"
         )
     try:
-        return tuple(render_context_turn(turn) for turn in context)
+        return tuple(
+            check_text(render_context_turn(turn), f"context turn {position}") for position, turn in enumerate(context)
+        )
     except TypeError as exc:
         raise InvalidInputError(str(exc)) from exc

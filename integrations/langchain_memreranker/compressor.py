@@ -10,13 +10,14 @@ from typing import Any
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from langchain_core.utils import secret_from_env
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field, SecretStr, StrictFloat, StrictInt
 
 from memreranker_core import MemReranker, RerankResult
 from memreranker_core.adapter_support import (
     API_KEY_ENV,
     SETTING_NAMES,
     RerankCall,
+    check_documents,
     check_limits,
     metadata_keys,
     pick,
@@ -25,6 +26,7 @@ from memreranker_core.adapter_support import (
 )
 
 logger = logging.getLogger(__name__)
+_HINT = "wrap each text in langchain_core.documents.Document(page_content=...)"
 
 
 class MemRerankerCompressor(BaseDocumentCompressor):
@@ -43,7 +45,10 @@ class MemRerankerCompressor(BaseDocumentCompressor):
         >>> retriever.invoke("When did Caroline go to the support group?")  # doctest: +SKIP
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", protected_namespaces=())
+    # hide_input_in_errors: a ValidationError must not echo what was given (an api_key above all).
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", protected_namespaces=(), hide_input_in_errors=True
+    )
 
     backend: str | None = None
     """``"local"`` or ``"hosted"``; default from ``MEMRERANKER_BACKEND``, else local."""
@@ -64,9 +69,9 @@ class MemRerankerCompressor(BaseDocumentCompressor):
     """Template such as ``"[{date}] {speaker}: {text}"`` filled from each document's metadata."""
     reranker_options: dict[str, Any] = Field(default_factory=dict)
     """Other ``MemReranker`` options (``dtype``, ``max_length``, ``read_timeout``, ...)."""
-    top_n: int | None = 3
+    top_n: StrictInt | None = 3
     """Number of documents to return (``None``: all)."""
-    score_threshold: float | None = None
+    score_threshold: StrictFloat | None = None
     """Drop documents scoring below this P(yes), in [0, 1]."""
     metadata_fields: list[str] = Field(default_factory=list)
     """Metadata keys whose values are prepended to the scored text (dates and speakers matter for memory)."""
@@ -110,6 +115,7 @@ class MemRerankerCompressor(BaseDocumentCompressor):
         Returns:
             Copies of the kept documents, best first, with ``metadata["relevance_score"]``.
         """
+        documents = check_documents(documents, Document, _HINT)
         call = self._plan(documents, query, top_n, score_threshold)
         return self._copies(documents, call.run())
 
@@ -123,8 +129,19 @@ class MemRerankerCompressor(BaseDocumentCompressor):
         score_threshold: float | None = None,
     ) -> Sequence[Document]:
         """``compress_documents`` without blocking the event loop (same arguments and result)."""
+        documents = check_documents(documents, Document, _HINT)
         call = self._plan(documents, query, top_n, score_threshold)
         return self._copies(documents, await call.arun())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the key: the reranker pickles as its ``settings()``, and both read ``MEMOS_API_KEY``
+        again when loaded. ``copy.deepcopy`` keeps the key and shares the loaded model."""
+        state = super().__getstate__()
+        return {**state, "__dict__": {**state["__dict__"], "api_key": None}}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.api_key = secret_from_env(API_KEY_ENV, default=None)()
 
     @property
     def _reranker(self) -> MemReranker:

@@ -100,7 +100,9 @@ def split_options(name: str, given: Mapping[str, Any]) -> tuple[dict[str, Any], 
     unknown = sorted(set(rest) - every)
     if unknown:
         hints = {key: difflib.get_close_matches(key, sorted(every), n=1) for key in unknown}
-        detail = ", ".join(f"{key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "") for key, hint in hints.items())
+        detail = ", ".join(
+            f"{key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "") for key, hint in hints.items()
+        )
         raise ConfigurationError(f"unknown option(s) {detail}; known options: {sorted(every)}")
     logger.debug("backend %r ignores options meant for another backend: %s", name, sorted(rest))
     return mine, rest

@@ -60,7 +60,7 @@ class OptionSpec:
 def option(
     default: Any = None,
     *,
-    help: str,  # noqa: A002 - the argparse word
+    help: str,
     check: Check | None = None,
     secret: bool = False,
     cli: bool = True,
@@ -132,11 +132,7 @@ class BackendOptions:
     def settings(self) -> dict[str, Any]:
         """Only what the user gave, as given (checked), without secrets: what serialization writes."""
         specs = self.specs()
-        return {
-            name: getattr(self, name)
-            for name in specs
-            if name in self.given_names() and not specs[name][1].secret
-        }
+        return {name: getattr(self, name) for name in specs if name in self.given_names() and not specs[name][1].secret}
 
     def describe(self) -> dict[str, Any]:
         """Every option in force, defaults included; a secret appears only as ``<name>_set``."""

@@ -52,3 +52,6 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stdin:
     except OSError as exc:
         sys.stderr.write(f"memreranker: error: {exc}\n")
         return 2
+    except UnicodeError as exc:  # text that cannot be decoded or encoded: a message, not a traceback
+        sys.stderr.write(f"memreranker: error: {type(exc).__name__}: {exc}; use UTF-8 input and output\n")
+        return 2

@@ -3,11 +3,17 @@
 Submodules, each with one job (importing this package loads only the standard library):
 
 - ``locomo``: load ``locomo10.json`` into frozen dataclasses (turns, questions, evidence ids repaired);
-- ``first_stage``: the first-stage retriever (BM25 from ``bm25s``) that picks each question's candidates;
+- ``first_stage``: the first stages that rank each question's turns: BM25 (``bm25s``), dense (sentence-transformers)
+  and hybrid (reciprocal rank fusion of the two with ``ranx.fuse``);
+- ``embeddings``: the dense first stage's embeddings, cached on disk per conversation;
 - ``metrics``: the card's ranking columns through ``ranx``, and the thresholded-set F1;
-- ``runner``: retrieve, rerank and time every question; ``summarize`` groups the per-question values;
-- ``report``: ``results.json``, a markdown table and a PNG chart;
-- ``cli``: ``memreranker eval locomo ...``.
+- ``significance``: ranx's paired tests between two systems on the same questions;
+- ``runner``: pick each question's candidates (the ``first-stage`` or the ``oracle`` pool), rerank and time them;
+  ``summarize`` groups the per-question values and tests reranked against first stage;
+- ``report``: ``results.json``, a markdown table, a PNG chart and ``per_question.jsonl``;
+- ``compare``: two saved runs side by side (``memreranker eval compare``).
+
+The command line is ``memreranker_core.cli.eval`` (``memreranker eval locomo ...``, ``memreranker eval compare``).
 
 Example:
     >>> from memreranker_core.eval.locomo import load_locomo  # doctest: +SKIP

@@ -18,9 +18,14 @@ from typing import Any
 
 from memreranker_core._optional import require
 from memreranker_core.eval.metrics import CARD_COLUMNS
-from memreranker_core.eval.runner import OVERALL, EvalRun, GroupSummary, Summary
+from memreranker_core.eval.runner import OVERALL, EvalRun, GroupSummary, Summary, recall_cutoffs
+from memreranker_core.eval.significance import Significance
 
 logger = logging.getLogger(__name__)
+
+#: The mark of a reranked value that differs significantly from the first stage's (and, in ``compare``, of a
+#: delta between two runs that is significant).
+SIGNIFICANT_MARK = "†"
 
 F1_DEFINITION = (
     "F1: per question, the selected set is every candidate with P(yes) >= threshold; "
@@ -29,11 +34,62 @@ F1_DEFINITION = (
 )
 
 
+def pool_description(run: EvalRun) -> str:
+    """One sentence naming the pool a table used and what it means."""
+    k, stage = run.config.candidates, stage_label(run)
+    if run.config.pool == "oracle":
+        return (
+            f"Pool: oracle. Each question's candidates are ALL its evidence turns plus {stage}'s best non-evidence "
+            f"turns, {k} in all, in {stage} order; the pool always holds every evidence turn, so the reranked rows "
+            "measure the reranker alone, not a retrieval system. The first-stage row is that pool in "
+            f"{stage} order."
+        )
+    return (
+        f"Pool: first-stage. Each question's candidates are {stage}'s top {k} of its conversation's turns "
+        "(end to end: a reranker cannot recover evidence the first stage missed)."
+    )
+
+
+def stage_label(run: EvalRun) -> str:
+    """``BM25``, ``dense (<model>)`` or ``hybrid RRF (BM25 + <model>)``."""
+    name = run.config.first_stage.strip().lower()
+    if name == "bm25":
+        return "BM25"
+    if name == "dense":
+        return f"dense ({short_model_name(run.config.embedding_model)})"
+    if name == "hybrid":
+        return f"hybrid RRF (BM25 + {short_model_name(run.config.embedding_model)})"
+    return run.config.first_stage
+
+
+def short_model_name(model: str) -> str:
+    """A hub id as given; an absolute folder by its last two parts (``results.json`` keeps the full path).
+
+    Examples:
+        >>> short_model_name("sentence-transformers/all-MiniLM-L6-v2")
+        'sentence-transformers/all-MiniLM-L6-v2'
+        >>> short_model_name("/opt/models/minilm/model")
+        'minilm/model'
+    """
+    path = Path(model)
+    return "/".join(path.parts[-2:]) if path.is_absolute() and len(path.parts) > 2 else model
+
+
+def significance_definition(run: EvalRun) -> str:
+    """How the reranked rows were tested against the first stage."""
+    test = "two-sided paired Student's t-test" if run.config.stat_test == "student" else "Fisher randomization test"
+    return (
+        f"{SIGNIFICANT_MARK}: differs from the first-stage row on the same questions at p <= {run.config.max_p} "
+        f"(ranx, {test}, per column and group, no multiple-testing correction)."
+    )
+
+
 def results_dict(run: EvalRun, summary: Summary) -> dict[str, Any]:
     """Everything ``results.json`` holds: settings, data counts, skipped questions, per-group metrics, latency."""
     return {
         "benchmark": "LoCoMo retrieve-then-rerank",
         "config": asdict(run.config),
+        "pool": {"name": run.config.pool, "description": pool_description(run)},
         "first_stage": run.first_stage,
         "reranker": run.reranker,
         "data": {
@@ -49,7 +105,15 @@ def results_dict(run: EvalRun, summary: Summary) -> dict[str, Any]:
             "ranking": "ranx: map, mrr, ndcg@k, ndcg, recall@k; binary relevance = the question's evidence turns",
             "F1": F1_DEFINITION,
             "latency": "wall time of one rerank call per question (K candidates), mean and 95th percentile",
+            "candidate_recall": "mean share of each question's evidence turns among its candidates (the pool): "
+            "the ceiling of any reranker",
+            "first_stage_recall": "mean share of each question's evidence turns that the first stage ranks within "
+            "the first N of all the conversation's turns, whatever the pool (macro: averaged over questions)",
+            "first_stage_turn_recall": "share of all the group's evidence turns that the first stage ranks within "
+            "the first N of their conversation's turns (micro: pooled over evidence turns)",
+            "significance": significance_definition(run),
         },
+        "per_question_file": "per_question.jsonl",
         "groups": {name: _group_dict(group) for name, group in summary.groups.items()},
     }
 
@@ -60,6 +124,11 @@ def _group_dict(group: GroupSummary) -> dict[str, Any]:
         "first_stage": _clean(group.first_stage),
         "reranked": None if group.reranked is None else _clean(group.reranked),
         "candidate_recall": _number(group.candidate_recall),
+        "first_stage_recall": _clean(group.first_stage_recall),
+        "first_stage_turn_recall": _clean(group.first_stage_turn_recall),
+        "significance": None
+        if group.significance is None
+        else {column: result.as_dict() for column, result in group.significance.items()},
         "latency_mean_s": _number(group.latency_mean_s),
         "latency_p95_s": _number(group.latency_p95_s),
     }
@@ -74,34 +143,74 @@ def _number(value: float | None) -> float | None:
 
 
 def markdown_table(run: EvalRun, summary: Summary) -> str:
-    """The card's ten columns, one row per (group, system), plus candidate recall and latency columns."""
+    """The card's ten columns, one row per (group, system), plus candidate recall and latency columns; then the
+    first stage's evidence recall, the pool and the significance test, stated."""
     k = run.config.candidates
-    stage = run.config.first_stage.upper() if run.config.first_stage.lower() == "bm25" else run.config.first_stage
+    stage = stage_label(run)
     model = (run.reranker or {}).get("model") or (run.reranker or {}).get("backend") or "reranker"
+    pool = "oracle pool" if run.config.pool == "oracle" else "top"
     head = ["group", "n", "system", *CARD_COLUMNS, f"R@{k} (cands)", "latency mean / p95"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    title = f"Pool: **{run.config.pool}** ({stage} top {k})"
+    if pool != "top":
+        title = f"Pool: **oracle** (every evidence turn + {stage}'s best others, {k} in all: the reranker alone)"
+    lines = [
+        title,
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
     for name, group in summary.groups.items():
         ceiling = _fmt(group.candidate_recall)
-        lines.append(_row([name, str(group.questions), f"{stage} top-{k}", *_cells(group.first_stage), ceiling, "—"]))
+        system = f"{stage} top-{k}" if pool == "top" else f"{stage} order, oracle pool of {k}"
+        lines.append(_row([name, str(group.questions), system, *_cells(group.first_stage), ceiling, "—"]))
         if group.reranked is not None:
             latency = f"{_ms(group.latency_mean_s)} / {_ms(group.latency_p95_s)}"
-            lines.append(_row([name, str(group.questions), f"+ {model}", *_cells(group.reranked), ceiling, latency]))
+            cells = _cells(group.reranked, group.significance)
+            lines.append(_row([name, str(group.questions), f"+ {model}", *cells, ceiling, latency]))
+    cutoffs = recall_cutoffs(k)
+    lines += [
+        "",
+        f"Evidence recall of the first stage ({stage}) over all of each conversation's turns "
+        + ("(the pool's ceiling is R@K):" if pool == "top" else "(what a first-stage pool would hold):"),
+        "",
+        "| group | n | "
+        + " | ".join(f"R@{cutoff}" for cutoff in cutoffs)
+        + " | "
+        + " | ".join(f"turns@{cutoff}" for cutoff in cutoffs)
+        + " |",
+        "|" + "---|" * (2 * len(cutoffs) + 2),
+    ]
+    for name, group in summary.groups.items():
+        recall = [_fmt(group.first_stage_recall.get(f"R@{cutoff}")) for cutoff in cutoffs]
+        turns = [_fmt(group.first_stage_turn_recall.get(f"R@{cutoff}")) for cutoff in cutoffs]
+        lines.append(_row([name, str(group.questions), *recall, *turns]))
     notes = [
         "",
+        "R@N: mean over questions of the share of its evidence turns ranked within N (the card's recall); "
+        "turns@N: share of all evidence turns ranked within N (pooled over turns).",
+        pool_description(run),
         f"Data: {run.source or 'LoCoMo'}: {run.num_questions} questions, {len(run.outcomes)} evaluated, "
         f"{len(run.skipped_no_evidence)} skipped for lack of evidence; {len(run.evidence_repairs)} evidence entries "
         "repaired or dropped.",
-        f"Candidates: {stage} top-{k} of the conversation's turns rendered as {run.config.document_template!r}. "
+        f"Turns rendered as {run.config.document_template!r}. "
         "'overall' is categories 1-4; category 5 (adversarial) is reported apart. "
         f"F1 threshold: {run.config.threshold}.",
         F1_DEFINITION,
         "The first stage has no F1: its scores are not calibrated probabilities.",
     ]
+    if any(group.reranked is not None for group in summary.groups.values()):
+        notes.append(significance_definition(run))
     return "\n".join(lines + notes) + "\n"
 
 
-def _cells(values: dict[str, float]) -> list[str]:
-    return [_fmt(values[column]) if column in values else "—" for column in CARD_COLUMNS]
+def _cells(values: dict[str, float], significance: dict[str, Significance] | None = None) -> list[str]:
+    cells = []
+    for column in CARD_COLUMNS:
+        cell = _fmt(values[column]) if column in values else "—"
+        if significance and column in significance and significance[column].significant:
+            cell += SIGNIFICANT_MARK
+        cells.append(cell)
+    return cells
 
 
 def _fmt(value: float | None) -> str:
@@ -124,7 +233,8 @@ def plot_chart(run: EvalRun, summary: Summary, path: Path) -> Path:
 
     name = OVERALL if OVERALL in summary.groups else next(iter(summary.groups))
     group = summary.groups[name]
-    series = [(f"{run.config.first_stage} top-{run.config.candidates}", group.first_stage)]
+    label = f"{stage_label(run)} " + ("top-" if run.config.pool != "oracle" else "order, oracle pool of ")
+    series = [(f"{label}{run.config.candidates}", group.first_stage)]
     if group.reranked is not None:
         series.append(("reranked", group.reranked))
     figure = Figure(figsize=(11, 4.5), dpi=110)
@@ -142,7 +252,7 @@ def plot_chart(run: EvalRun, summary: Summary, path: Path) -> Path:
                 )
     axes.set_xticks(range(len(CARD_COLUMNS)), CARD_COLUMNS)
     axes.set_ylim(0, 1.05)
-    axes.set_title(f"LoCoMo memory retrieval, {name} ({group.questions} questions)")
+    axes.set_title(f"LoCoMo memory retrieval, {name} ({group.questions} questions), pool: {run.config.pool}")
     axes.legend(loc="upper left")
     figure.tight_layout()
     figure.savefig(path, format="png")
@@ -163,7 +273,8 @@ def write_report(run: EvalRun, summary: Summary, out_dir: str | Path) -> dict[st
     paths["markdown"].write_text(markdown_table(run, summary), encoding="utf-8")
     with paths["per_question"].open("w", encoding="utf-8") as handle:
         for outcome in run.outcomes:
-            handle.write(json.dumps(asdict(outcome), ensure_ascii=False) + "\n")
+            row = {**asdict(outcome), "metrics": summary.per_question.get(outcome.qid, {})}
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     plot_chart(run, summary, paths["chart"])
     logger.info("wrote %s", ", ".join(str(path) for path in paths.values()))
     return paths

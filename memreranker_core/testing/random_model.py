@@ -207,25 +207,36 @@ def build_random_model(
     return out
 
 
-#: A chat template for sentence-transformers' (query, document) pair messages (roles ``system`` for the prompt,
-#: ``query``, ``document``) that renders exactly the model card's transformers prompt. The closing ``"\n\n"`` is
-#: a Jinja expression because Jinja drops a template's final newline.
-CROSS_ENCODER_CHAT_TEMPLATE = (
-    "{%- set ns = namespace(instruction='"
-    + "Given a web search query, retrieve relevant passages that answer the query"
-    + "', query='', document='') -%}"
-    "{%- for message in messages -%}"
-    "{%- if message.content is string -%}{%- set text = message.content -%}"
-    "{%- else -%}{%- set text = message.content | map(attribute='text') | join('') -%}{%- endif -%}"
-    "{%- if message.role == 'system' -%}{%- set ns.instruction = text -%}"
-    "{%- elif message.role == 'query' -%}{%- set ns.query = text -%}"
-    "{%- elif message.role == 'document' -%}{%- set ns.document = text -%}{%- endif -%}"
-    "{%- endfor -%}"
-    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the Instruct "
-    'provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
-    "<Instruct>: {{ ns.instruction }}\n<Query>: {{ ns.query }}\n<Document>: {{ ns.document }}<|im_end|>\n"
-    "<|im_start|>assistant\n<think>\n\n</think>{{ '\\n\\n' }}"
-)
+def cross_encoder_chat_template() -> str:
+    """A chat template for sentence-transformers' (query, document) pair messages that renders exactly our prompt.
+
+    The messages' roles are ``system`` (the instruction, sentence-transformers' prompt), ``query`` and
+    ``document``. The prompt text is taken from ``memreranker_core.prompt`` (``SYSTEM_PREFIX``, ``BODY_HEAD``,
+    ``document_part``, ``SUFFIX``, ``DEFAULT_INSTRUCTION``), so the checkpoint cannot drift from the library's
+    prompt. The closing newlines are a Jinja expression, because Jinja drops a template's final newline.
+
+    Example:
+        >>> "<Document>: {{ ns.document }}<|im_end|>" in cross_encoder_chat_template()
+        True
+    """
+    from memreranker_core.prompt import BODY_HEAD, DEFAULT_INSTRUCTION, SUFFIX, SYSTEM_PREFIX, document_part
+
+    body = BODY_HEAD.format(instruction="{{ ns.instruction }}", query="{{ ns.query }}")
+    text = SYSTEM_PREFIX + body + document_part("{{ ns.document }}") + SUFFIX
+    kept = text.rstrip("\n")
+    for marker in ("{%", "{#"):
+        if marker in kept:
+            raise ValueError(f"the prompt text holds the Jinja marker {marker!r}; escape it in the template")
+    return (
+        "{%- set ns = namespace(instruction=" + json.dumps(DEFAULT_INSTRUCTION) + ", query='', document='') -%}"
+        "{%- for message in messages -%}"
+        "{%- if message.content is string -%}{%- set text = message.content -%}"
+        "{%- else -%}{%- set text = message.content | map(attribute='text') | join('') -%}{%- endif -%}"
+        "{%- if message.role == 'system' -%}{%- set ns.instruction = text -%}"
+        "{%- elif message.role == 'query' -%}{%- set ns.query = text -%}"
+        "{%- elif message.role == 'document' -%}{%- set ns.document = text -%}{%- endif -%}"
+        "{%- endfor -%}" + kept + "{{ " + json.dumps(text[len(kept) :]) + " }}"
+    )
 
 
 def save_as_cross_encoder(path: str | os.PathLike[str], *, instruction: str | None = None) -> Path:
@@ -246,7 +257,7 @@ def save_as_cross_encoder(path: str | os.PathLike[str], *, instruction: str | No
 
     out = Path(path)
     tokenizer = AutoTokenizer.from_pretrained(out)
-    tokenizer.chat_template = CROSS_ENCODER_CHAT_TEMPLATE
+    tokenizer.chat_template = cross_encoder_chat_template()
     tokenizer.save_pretrained(out)
     encoder = CrossEncoder(
         str(out),

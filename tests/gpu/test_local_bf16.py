@@ -36,7 +36,7 @@ def model_path():
 @pytest.fixture(scope="module")
 def reference_model(model_path):
     transformers = pytest.importorskip("transformers")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_path)
     model = transformers.AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32).to("cuda").eval()
     yield model, tokenizer
     del model
@@ -55,7 +55,7 @@ def _inputs() -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("case", ["memories", "long", "one", "many"])
 def test_bf16_scores_are_within_tolerance_of_the_float32_card_recipe(model_path, reference_model, case):
-    from tests.support.card_recipe import card_scores
+    from memreranker_core.testing.card_recipe import card_scores
 
     documents = _inputs()[case]
     reference = card_scores(*reference_model, [(QUERY, d) for d in documents], batch_size=16)
@@ -65,7 +65,7 @@ def test_bf16_scores_are_within_tolerance_of_the_float32_card_recipe(model_path,
 
 
 def test_float32_on_cuda_equals_the_card_recipe_to_1e_4(model_path, reference_model):
-    from tests.support.card_recipe import card_scores
+    from memreranker_core.testing.card_recipe import card_scores
 
     documents = _inputs()["memories"]
     reference = card_scores(*reference_model, [(QUERY, d) for d in documents], batch_size=16)

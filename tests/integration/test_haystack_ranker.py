@@ -1,5 +1,7 @@
 """MemRerankerRanker in real Haystack: a Pipeline of InMemoryBM25Retriever -> our ranker, run with run() and
-run_async(), dumped to YAML and loaded back, and the ranker's own contract, on the tiny offline model."""
+run_async(), dumped to YAML and loaded back, and the ranker's own contract, on the tiny offline model; the tests
+that are the same for both backends run on the loopback hosted server too (``scoring_backend``). Serialization,
+copies and pickles: test_adapter_round_trips.py; bad input, meta, scale_score, close: test_adapter_inputs.py."""
 
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from haystack_integrations.components.rankers.memreranker import MemRerankerRank
 
 from memreranker_core import MemReranker
 from memreranker_core.documents import render_document
-from memreranker_core.errors import ConfigurationError, InvalidInputError, MemRerankerError
+from memreranker_core.errors import ConfigurationError, MemRerankerError
+from tests.support import adapters
 from tests.support.memories import MEMORIES, QUERY, SECRET
 
 
@@ -27,27 +30,25 @@ def make_documents() -> list[Document]:
 
 
 def snapshot(documents: list[Document]) -> list[tuple]:
-    return [(d.id, d.content, repr(d.meta), d.score) for d in documents]
+    return adapters.snapshot(documents, lambda d: d.id, lambda d: d.content, lambda d: d.meta, lambda d: d.score)
 
 
 def expected_ranking(reranker: MemReranker, documents: list[Document], texts: list[str] | None = None):
     scores = reranker.score(QUERY, texts if texts is not None else [d.content for d in documents])
-    order = sorted(range(len(documents)), key=lambda i: -scores[i])
-    return [(documents[i].id, scores[i]) for i in order]
+    return adapters.ranking([d.id for d in documents], scores)
 
 
 def pairs(documents: list[Document]) -> list[tuple[str, float | None]]:
     return [(d.id, d.score) for d in documents]
 
 
-def approx_pairs(expected: list[tuple[str, float]]) -> list[tuple]:
-    return [(doc_id, pytest.approx(score, abs=1e-6)) for doc_id, score in expected]
+approx_pairs = adapters.approx_ranking
 
 
 @pytest.fixture
 def failing_reranker(tmp_path) -> MemReranker:
     """A reranker whose model cannot load: any call to the model raises."""
-    return MemReranker(backend="local", model=str(tmp_path), device="cpu")
+    return adapters.unloadable_reranker(tmp_path)
 
 
 def test_run_returns_replaced_copies_best_first_with_the_cores_scores(tiny_reranker):
@@ -88,6 +89,28 @@ def test_meta_fields_to_embed_are_prepended_like_in_the_other_adapters(tiny_rera
     assert pairs(out) == approx_pairs(expected_ranking(tiny_reranker, documents, texts))
 
 
+async def test_meta_fields_and_a_template_reach_the_model_on_both_backends(scoring_backend):
+    ranker = MemRerankerRanker(
+        **scoring_backend.settings,
+        document_template="[{date}] {text}",
+        meta_fields_to_embed=["speaker"],
+        embedding_separator=": ",
+    )
+    documents = make_documents()
+    out = (await ranker.run_async(query=QUERY, documents=documents))["documents"]
+    sent = [
+        "[8 May 2023] Caroline: Caroline went to the LGBTQ support group yesterday.",
+        "[8 May 2023] Melanie: Melanie painted a sunrise over the lake.",
+        "[25 May 2023] Caroline: Caroline is researching adoption agencies.",
+        "[25 May 2023] Melanie: Melanie ran a charity race for mental health.",
+        "[9 June 2023] It rained all weekend, so we stayed in and played board games.",
+    ]
+    if scoring_backend.server is not None:
+        assert scoring_backend.server.requests[-1]["documents"] == sent  # exactly these texts left the machine
+    assert pairs(out) == approx_pairs(adapters.ranking([d.id for d in documents], scoring_backend.scores(sent)))
+    assert all(d.score is None for d in documents)
+
+
 def test_duplicate_ids_are_ranked_once_keeping_the_best_scored_copy(tiny_reranker):
     documents = make_documents()
     low = Document(id="m1", content=MEMORIES[0][1], meta={"copy": "low"}, score=0.1)
@@ -114,18 +137,12 @@ def test_top_k_and_score_threshold_overrides_including_zero(tiny_reranker):
         ranker.run(query=QUERY, documents=documents, top_k=-1)
 
 
-async def test_empty_input_returns_empty_without_calling_the_model(failing_reranker):
-    ranker = MemRerankerRanker(reranker=failing_reranker)
-    assert ranker.run(query=QUERY, documents=[]) == {"documents": []}
-    assert await ranker.run_async(query=QUERY, documents=[]) == {"documents": []}
-    with pytest.raises(MemRerankerError):  # the control: this reranker fails as soon as the model is needed
-        ranker.run(query=QUERY, documents=make_documents())
-
-
-def test_a_document_without_text_is_a_clear_error(tiny_reranker):
-    documents = [*make_documents(), Document(id="img", content=None)]
-    with pytest.raises(InvalidInputError, match=r"documents\[5\] has no text content"):
-        MemRerankerRanker(reranker=tiny_reranker).run(query=QUERY, documents=documents)
+async def test_empty_input_returns_empty_without_calling_the_model(scoring_backend, tmp_path):
+    reranker = scoring_backend.untouched_reranker(tmp_path)
+    ranker = MemRerankerRanker(reranker=reranker)
+    assert ranker.run(query=QUERY, documents=[])["documents"] == []
+    assert (await ranker.run_async(query=QUERY, documents=[]))["documents"] == []
+    scoring_backend.assert_model_never_used(reranker)
 
 
 def build_pipeline(ranker: MemRerankerRanker, index: str) -> Pipeline:

@@ -1,5 +1,7 @@
 """MemRerankerCompressor in real LangChain: a ContextualCompressionRetriever over a real vector-store retriever,
-an LCEL chain, and the compressor's own contract, on the tiny offline model (local backend)."""
+an LCEL chain, and the compressor's own contract, on the tiny offline model; the tests that are the same for both
+backends run on the loopback hosted server too (``scoring_backend``). Serialization, copies and pickles:
+test_adapter_round_trips.py; bad input: test_adapter_inputs.py."""
 
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from langchain_memreranker import MemRerankerCompressor
 
 from memreranker_core import MemReranker
 from memreranker_core.documents import render_document
-from memreranker_core.errors import ConfigurationError, InvalidInputError, MemRerankerError
+from memreranker_core.errors import ConfigurationError, InvalidInputError
+from tests.support import adapters
 from tests.support.memories import MEMORIES, QUERY, SECRET
 
 
@@ -29,20 +32,13 @@ def make_documents() -> list[Document]:
 
 
 def snapshot(documents: list[Document]) -> list[tuple]:
-    return [(d.id, d.page_content, repr(d.metadata)) for d in documents]
+    return adapters.snapshot(documents, lambda d: d.id, lambda d: d.page_content, lambda d: d.metadata)
 
 
 def expected_ranking(reranker: MemReranker, documents: list[Document], texts: list[str] | None = None):
     """(id, score) best first, computed with MemReranker.score on the same texts."""
     scores = reranker.score(QUERY, texts if texts is not None else [d.page_content for d in documents])
-    order = sorted(range(len(documents)), key=lambda i: -scores[i])
-    return [(documents[i].id, scores[i]) for i in order]
-
-
-@pytest.fixture
-def failing_reranker(tmp_path) -> MemReranker:
-    """A reranker whose model cannot load: any call to the model raises."""
-    return MemReranker(backend="local", model=str(tmp_path), device="cpu")
+    return adapters.ranking([d.id for d in documents], scores)
 
 
 def test_compress_returns_copies_best_first_with_the_cores_scores_ids_and_metadata(tiny_reranker):
@@ -90,11 +86,33 @@ def test_metadata_fields_are_prepended_to_the_scored_text(tiny_reranker):
     assert texts[0] == "8 May 2023 | Caroline | Caroline went to the LGBTQ support group yesterday."
     assert texts[4] == "9 June 2023 | It rained all weekend, so we stayed in and played board games."
     expected = expected_ranking(tiny_reranker, documents, texts)
-    assert [(d.id, d.metadata["relevance_score"]) for d in out] == [
-        (doc_id, pytest.approx(score, abs=1e-6)) for doc_id, score in expected
-    ]
+    assert [(d.id, d.metadata["relevance_score"]) for d in out] == adapters.approx_ranking(expected)
     plain = dict(expected_ranking(tiny_reranker, documents))
     assert any(abs(plain[d.id] - d.metadata["relevance_score"]) > 1e-6 for d in out)  # metadata reached the model
+
+
+async def test_metadata_fields_and_a_template_reach_the_model_on_both_backends(scoring_backend):
+    documents = make_documents()
+    compressor = MemRerankerCompressor(
+        **scoring_backend.settings,
+        top_n=None,
+        document_template="[{date}] {text}",
+        metadata_fields=["speaker"],
+        metadata_separator=": ",
+    )
+    result = await compressor.acompress_documents(documents, QUERY)
+    sent = [
+        "[8 May 2023] Caroline: Caroline went to the LGBTQ support group yesterday.",
+        "[8 May 2023] Melanie: Melanie painted a sunrise over the lake.",
+        "[25 May 2023] Caroline: Caroline is researching adoption agencies.",
+        "[25 May 2023] Melanie: Melanie ran a charity race for mental health.",
+        "[9 June 2023] It rained all weekend, so we stayed in and played board games.",
+    ]
+    if scoring_backend.server is not None:
+        assert scoring_backend.server.requests[-1]["documents"] == sent  # exactly these texts left the machine
+    expected = adapters.ranking([d.id for d in documents], scoring_backend.scores(sent))
+    assert [(d.id, d.metadata["relevance_score"]) for d in result] == adapters.approx_ranking(expected)
+    assert [d.metadata for d in documents] == [meta for _, _, meta in MEMORIES]
 
 
 def test_top_n_default_and_per_call_override(tiny_reranker):
@@ -127,12 +145,12 @@ def test_score_threshold_override_of_zero_keeps_every_document(tiny_reranker):
         strict.compress_documents(documents, QUERY, score_threshold=1.5)
 
 
-async def test_empty_input_returns_empty_without_calling_the_model(failing_reranker):
-    compressor = MemRerankerCompressor(reranker=failing_reranker)
+async def test_empty_input_returns_empty_without_calling_the_model(scoring_backend, tmp_path):
+    reranker = scoring_backend.untouched_reranker(tmp_path)
+    compressor = MemRerankerCompressor(reranker=reranker)
     assert compressor.compress_documents([], QUERY) == []
     assert await compressor.acompress_documents([], QUERY) == []
-    with pytest.raises(MemRerankerError):  # the control: this reranker fails as soon as the model is needed
-        compressor.compress_documents(make_documents(), QUERY)
+    scoring_backend.assert_model_never_used(reranker)
 
 
 def test_contextual_compression_retriever_over_a_real_vector_store(tiny_reranker):
@@ -199,18 +217,6 @@ def test_the_api_key_never_appears_in_repr_or_serialized_settings(tiny_model_pat
         for text in (repr(compressor), str(compressor), compressor.model_dump_json(), repr(compressor.model_dump())):
             assert SECRET not in text
         assert "api_key" not in compressor.model_dump()
-
-
-def test_settings_round_trip_rebuilds_an_equivalent_reranker(tiny_reranker, tiny_model_path):
-    shared = MemRerankerCompressor(reranker=tiny_reranker, top_n=2, metadata_fields=["date"])
-    assert shared.backend == "local" and shared.model == str(tiny_model_path) and shared.device == "cpu"
-    dumped = shared.model_dump()
-    assert "reranker" not in dumped
-    rebuilt = MemRerankerCompressor(**dumped)  # construction is cheap: the model is not loaded here
-    assert rebuilt.reranker is not tiny_reranker
-    assert rebuilt.reranker.settings() == tiny_reranker.settings()
-    assert dumped["reranker_options"] == {}  # no resolved default (the CPU token budget) is pinned
-    assert (rebuilt.top_n, rebuilt.metadata_fields) == (2, ["date"])
 
 
 def test_a_shared_reranker_and_reranker_settings_together_are_refused(tiny_reranker):

@@ -1,5 +1,7 @@
 """MemRerankerCompressor with the hosted backend against the loopback RerankServer: a real
-ContextualCompressionRetriever, the key taken from the environment and sent, metadata in the sent texts."""
+ContextualCompressionRetriever, the key taken from the environment and sent, a refused key. The tests that are the
+same on both backends (metadata and templates, empty input) are in test_langchain_compressor.py, serialization in
+test_adapter_round_trips.py."""
 
 from __future__ import annotations
 
@@ -56,44 +58,8 @@ def test_contextual_compression_retriever_with_the_hosted_backend(server):
     assert [d.metadata["relevance_score"] for d in result] == pytest.approx(core, abs=1e-9)
 
 
-async def test_async_compression_with_metadata_fields_and_a_template_sends_the_rendered_texts(server):
-    documents = make_documents()
-    compressor = MemRerankerCompressor(
-        backend="hosted",
-        base_url=server.base_url,
-        top_n=None,
-        document_template="[{date}] {text}",
-        metadata_fields=["speaker"],
-        metadata_separator=": ",
-    )
-    result = await compressor.acompress_documents(documents, QUERY)
-    sent = server.requests[-1]["documents"]
-    assert sent[0] == "[8 May 2023] Caroline: Caroline went to the LGBTQ support group yesterday."
-    assert sent[4] == "[9 June 2023] It rained all weekend, so we stayed in and played board games."
-    assert [(d.id, d.metadata["relevance_score"]) for d in result] == ranked(sent, [d.id for d in documents])
-    assert [d.metadata for d in documents] == [meta for _, _, meta in MEMORIES]
-
-
-def test_empty_input_sends_no_request(server):
-    compressor = MemRerankerCompressor(backend="hosted", base_url=server.base_url)
-    assert compressor.compress_documents([], QUERY) == []
-    assert server.requests == []
-
-
 def test_a_refused_key_is_a_typed_error_that_does_not_show_the_key(server):
     compressor = MemRerankerCompressor(backend="hosted", base_url=server.base_url, api_key="sk-wrong-key-1234")
     with pytest.raises(AuthenticationError) as caught:
         compressor.compress_documents(make_documents(), QUERY)
     assert "sk-wrong-key-1234" not in str(caught.value) and SECRET not in str(caught.value)
-
-
-def test_hosted_settings_serialize_without_the_key_and_rebuild_from_the_environment(server):
-    shared = MemReranker(backend="hosted", base_url=server.base_url, api_key=SECRET, read_timeout=5.0)
-    compressor = MemRerankerCompressor(reranker=shared, top_n=2)
-    dumped = compressor.model_dump()
-    assert SECRET not in compressor.model_dump_json() and SECRET not in repr(compressor)
-    assert (dumped["backend"], dumped["base_url"], dumped["api_style"]) == ("hosted", server.base_url, None)  # only what was given
-    assert dumped["reranker_options"]["read_timeout"] == 5.0
-    rebuilt = MemRerankerCompressor(**dumped)  # the key comes back from MEMOS_API_KEY
-    expected = compressor.compress_documents(make_documents(), QUERY)
-    assert rebuilt.compress_documents(make_documents(), QUERY) == expected

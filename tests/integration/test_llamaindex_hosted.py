@@ -1,5 +1,7 @@
 """MemRerankerPostprocessor with the hosted backend against the loopback RerankServer: a VectorStoreIndex
-queried through RetrieverQueryEngine (MockLLM), sync and async, with the key taken from the environment."""
+queried through RetrieverQueryEngine (MockLLM), sync and async, with the key taken from the environment; a refused
+key. The tests that are the same on both backends (metadata and templates, empty input) are in
+test_llamaindex_postprocessor.py, serialization in test_adapter_round_trips.py."""
 
 from __future__ import annotations
 
@@ -60,46 +62,9 @@ async def test_query_engine_with_the_hosted_backend_sync_and_async(server):
     assert [(n.node.node_id, n.score) for n in async_response.source_nodes] == expected
 
 
-def test_metadata_fields_and_template_reach_the_service(server):
-    postprocessor = MemRerankerPostprocessor(
-        backend="hosted",
-        base_url=server.base_url,
-        top_n=None,
-        metadata_mode=MetadataMode.NONE,
-        document_template="[{date}] {text}",
-        metadata_fields=["speaker"],
-        metadata_separator=": ",
-    )
-    nodes = make_engine(postprocessor)[1].retrieve(QUERY)
-    out = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
-    sent = server.requests[-1]["documents"]
-    position = [n.node.node_id for n in nodes].index("m1")
-    assert sent[position] == "[8 May 2023] Caroline: Caroline went to the LGBTQ support group yesterday."
-    assert [(n.node.node_id, n.score) for n in out] == ranked(sent, [n.node.node_id for n in nodes])
-
-
-async def test_empty_input_sends_no_request(server):
-    postprocessor = MemRerankerPostprocessor(backend="hosted", base_url=server.base_url)
-    assert await postprocessor.apostprocess_nodes([], query_str=QUERY) == []
-    assert server.requests == []
-
-
 def test_a_refused_key_is_a_typed_error_that_does_not_show_the_key(server):
     postprocessor = MemRerankerPostprocessor(backend="hosted", base_url=server.base_url, api_key="sk-wrong-key-1234")
     engine, _ = make_engine(postprocessor)
     with pytest.raises(AuthenticationError) as caught:
         engine.query(QUERY)
     assert "sk-wrong-key-1234" not in str(caught.value) and SECRET not in str(caught.value)
-
-
-def test_hosted_settings_serialize_without_the_key_and_rebuild_from_the_environment(server):
-    shared = MemReranker(backend="hosted", base_url=server.base_url, api_key=SECRET)
-    postprocessor = MemRerankerPostprocessor(reranker=shared, top_n=2)
-    assert SECRET not in postprocessor.to_json() and SECRET not in repr(postprocessor)
-    rebuilt = MemRerankerPostprocessor.from_json(postprocessor.to_json())
-    assert (rebuilt.backend, rebuilt.base_url, rebuilt.api_style) == ("hosted", server.base_url, None)  # only what was given
-    nodes = make_engine(rebuilt)[1].retrieve(QUERY)
-    expected = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
-    assert [(n.node.node_id, n.score) for n in rebuilt.postprocess_nodes(nodes, query_str=QUERY)] == [
-        (n.node.node_id, n.score) for n in expected
-    ]

@@ -1,5 +1,7 @@
 """MemRerankerPostprocessor in real LlamaIndex: a VectorStoreIndex (MockEmbedding) queried through a
-RetrieverQueryEngine with MockLLM, sync and async, and the postprocessor's own contract, on the tiny offline model."""
+RetrieverQueryEngine with MockLLM, sync and async, and the postprocessor's own contract, on the tiny offline model;
+the tests that are the same for both backends run on the loopback hosted server too (``scoring_backend``).
+Serialization, copies and pickles: test_adapter_round_trips.py; bad input and spans: test_adapter_inputs.py."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from llama_index.postprocessor.memreranker import MemRerankerPostprocessor
 
 from memreranker_core import MemReranker
 from memreranker_core.documents import render_document
-from memreranker_core.errors import ConfigurationError, InvalidInputError, MemRerankerError
+from memreranker_core.errors import ConfigurationError, InvalidInputError
+from tests.support import adapters
 from tests.support.memories import MEMORIES, QUERY, SECRET
 
 
@@ -34,23 +37,17 @@ def make_nodes() -> list[NodeWithScore]:
 
 
 def snapshot(nodes: list[NodeWithScore]) -> list[tuple]:
-    return [(n.node.node_id, n.node.get_content(), repr(n.node.metadata), n.score) for n in nodes]
+    return adapters.snapshot(
+        nodes, lambda n: n.node.node_id, lambda n: n.node.get_content(), lambda n: n.node.metadata, lambda n: n.score
+    )
 
 
 def expected_ranking(reranker: MemReranker, texts: list[str], ids: list[str]) -> list[tuple[str, float]]:
-    scores = reranker.score(QUERY, texts)
-    order = sorted(range(len(texts)), key=lambda i: -scores[i])
-    return [(ids[i], scores[i]) for i in order]
+    return adapters.ranking(ids, reranker.score(QUERY, texts))
 
 
 def embed_texts(nodes: list[NodeWithScore]) -> list[str]:
     return [n.node.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
-
-
-@pytest.fixture
-def failing_reranker(tmp_path) -> MemReranker:
-    """A reranker whose model cannot load: any call to the model raises."""
-    return MemReranker(backend="local", model=str(tmp_path), device="cpu")
 
 
 def test_postprocess_returns_new_nodes_best_first_with_the_cores_scores(tiny_reranker):
@@ -113,6 +110,30 @@ def test_metadata_fields_with_metadata_mode_none_score_the_same_text_as_the_othe
     assert [(n.node.node_id, n.score) for n in out] == [(i, pytest.approx(s, abs=1e-6)) for i, s in expected]
 
 
+def test_metadata_fields_and_a_template_reach_the_model_on_both_backends(scoring_backend):
+    postprocessor = MemRerankerPostprocessor(
+        **scoring_backend.settings,
+        top_n=None,
+        metadata_mode=MetadataMode.NONE,
+        document_template="[{date}] {text}",
+        metadata_fields=["speaker"],
+        metadata_separator=": ",
+    )
+    nodes = make_nodes()
+    out = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
+    sent = [
+        "[8 May 2023] Caroline: Caroline went to the LGBTQ support group yesterday.",
+        "[8 May 2023] Melanie: Melanie painted a sunrise over the lake.",
+        "[25 May 2023] Caroline: Caroline is researching adoption agencies.",
+        "[25 May 2023] Melanie: Melanie ran a charity race for mental health.",
+        "[9 June 2023] It rained all weekend, so we stayed in and played board games.",
+    ]
+    if scoring_backend.server is not None:
+        assert scoring_backend.server.requests[-1]["documents"] == sent  # exactly these texts left the machine
+    expected = adapters.ranking([n.node.node_id for n in nodes], scoring_backend.scores(sent))
+    assert [(n.node.node_id, n.score) for n in out] == adapters.approx_ranking(expected)
+
+
 def test_rerank_events_reach_the_dispatcher_and_the_callback_manager(tiny_reranker):
     class Collector(BaseEventHandler):
         events: list = Field(default_factory=list)
@@ -148,12 +169,12 @@ async def test_a_missing_query_is_a_clear_error(tiny_reranker):
         await postprocessor.apostprocess_nodes(make_nodes())
 
 
-async def test_empty_input_returns_empty_without_calling_the_model(failing_reranker):
-    postprocessor = MemRerankerPostprocessor(reranker=failing_reranker)
+async def test_empty_input_returns_empty_without_calling_the_model(scoring_backend, tmp_path):
+    reranker = scoring_backend.untouched_reranker(tmp_path)
+    postprocessor = MemRerankerPostprocessor(reranker=reranker)
     assert postprocessor.postprocess_nodes([], query_str=QUERY) == []
     assert await postprocessor.apostprocess_nodes([], query_str=QUERY) == []
-    with pytest.raises(MemRerankerError):  # the control: this reranker fails as soon as the model is needed
-        postprocessor.postprocess_nodes(make_nodes(), query_str=QUERY)
+    scoring_backend.assert_model_never_used(reranker)
 
 
 def test_top_n_and_score_threshold_including_the_zero_edge_cases(tiny_reranker):
@@ -200,21 +221,13 @@ async def test_retriever_query_engine_async_query(tiny_reranker):
     assert [n.node.node_id for n in response.source_nodes] == [i for i, _ in expected]
 
 
-def test_serialization_round_trips_and_never_contains_the_key(tiny_reranker, tiny_model_path, monkeypatch):
+def test_the_api_key_never_appears_in_repr_or_serialized_settings(tiny_reranker, tiny_model_path, monkeypatch):
     monkeypatch.setenv("MEMOS_API_KEY", SECRET)
     explicit = MemRerankerPostprocessor(backend="local", model=str(tiny_model_path), api_key=SECRET + "x")
     shared = MemRerankerPostprocessor(reranker=tiny_reranker, top_n=2, metadata_fields=["date"])
     for postprocessor in (explicit, shared):
         for text in (repr(postprocessor), postprocessor.to_json(), repr(postprocessor.to_dict())):
             assert SECRET not in text
-    data = shared.to_dict()
-    assert data["class_name"] == "MemRerankerPostprocessor"
-    assert (data["backend"], data["model"], data["device"]) == ("local", str(tiny_model_path), "cpu")
-    rebuilt = MemRerankerPostprocessor.from_dict(data)  # cheap: the model is not loaded here
-    assert rebuilt.reranker is not tiny_reranker
-    assert rebuilt.reranker.settings() == tiny_reranker.settings()
-    assert data["reranker_options"] == {}  # no resolved default (the CPU token budget) is pinned
-    assert (rebuilt.top_n, rebuilt.metadata_fields) == (2, ["date"])
 
 
 def test_a_shared_reranker_and_reranker_settings_together_are_refused(tiny_reranker):

@@ -1,4 +1,4 @@
-"""The wheel installs into a fresh virtual environment and all four import paths work from it."""
+"""The wheel installs into a fresh virtual environment and every import path works from it."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ IMPORTS = [
     "from langchain_memreranker import MemRerankerCompressor",
     "from llama_index.postprocessor.memreranker import MemRerankerPostprocessor",
     "from haystack_integrations.components.rankers.memreranker import MemRerankerRanker",
+    "from mem0_memreranker import MemRerankerMem0, register",
+    "from graphiti_memreranker import MemRerankerCrossEncoder",
+    # memos_memreranker: MemOS is not in the test environment (it pins openai<2); its files are checked below.
 ]
 
 
@@ -43,16 +46,24 @@ def wheel(tmp_path_factory) -> Path:
     return next(out.glob("memreranker-*.whl"))
 
 
-def test_wheel_holds_the_four_packages_with_namespace_levels_left_open(wheel):
+def test_wheel_holds_every_package_with_namespace_levels_left_open(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in (
         "memreranker_core/__init__.py",
         "memreranker_core/py.typed",
-        "memreranker_core/backends/local.py",
-        "memreranker_core/backends/hosted.py",
+        "memreranker_core/backends/local/backend.py",
+        "memreranker_core/backends/local/options.py",
+        "memreranker_core/backends/hosted/client.py",
+        "memreranker_core/backends/hosted/options.py",
+        "memreranker_core/cli/__init__.py",
+        "memreranker_core/prompt_tokens.py",
         "langchain_memreranker/__init__.py",
         "llama_index/postprocessor/memreranker/__init__.py",
         "haystack_integrations/components/rankers/memreranker/__init__.py",
+        "mem0_memreranker/py.typed",
+        "graphiti_memreranker/py.typed",
+        "memos_memreranker/reranker.py",
+        "memos_memreranker/py.typed",
     ):
         assert required in names, f"{required} missing from the wheel"
     for namespace in (

@@ -15,11 +15,14 @@ Example:
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import random
 import re
 import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -99,6 +102,7 @@ class Fault:
     retry_after: str | None = None
     delay: float = 0.0
     message: str | None = None
+    size: int = 0
 
     @classmethod
     def http_error(cls, status: int, retry_after: str | None = None) -> Fault:
@@ -136,9 +140,36 @@ class Fault:
         return cls("malformed_json")
 
     @classmethod
-    def html(cls, status: int = 502) -> Fault:
-        """An HTML error page, as a proxy in front of the service would send."""
-        return cls("html", status=status)
+    def html(cls, status: int = 502, page: str | None = None) -> Fault:
+        """An HTML error page, as a proxy in front of the service would send (``page``: its whole text)."""
+        return cls("html", status=status, message=page)
+
+    @classmethod
+    def trickle(cls, every: float = 0.05) -> Fault:
+        """A good answer sent one byte every ``every`` seconds, after its headers (each read is quick; the
+        whole answer is slow). Stops when the client hangs up."""
+        return cls("trickle", delay=every)
+
+    @classmethod
+    def trickle_headers(cls, every: float = 0.05) -> Fault:
+        """A good answer whose status line and headers arrive one byte every ``every`` seconds."""
+        return cls("trickle_headers", delay=every)
+
+    @classmethod
+    def gzip_bomb(cls, size: int = 40 * 1024 * 1024) -> Fault:
+        """A good answer padded with ``size`` spaces (still valid JSON), sent gzip-compressed: small on the wire,
+        large once decoded."""
+        return cls("gzip_bomb", size=size)
+
+    @classmethod
+    def padded(cls, size: int) -> Fault:
+        """A good answer padded with ``size`` spaces, sent as is (with its ``Content-Length``)."""
+        return cls("padded", size=size)
+
+    @classmethod
+    def deep_json(cls, depth: int = 100_000) -> Fault:
+        """HTTP 200 with a JSON array nested ``depth`` levels deep."""
+        return cls("deep_json", size=depth)
 
     @classmethod
     def missing_index(cls) -> Fault:
@@ -198,6 +229,10 @@ _NAMED = {
     "wrapped": Fault.wrapped,
     "wrapped_list": Fault.wrapped_list,
     "rate_limited": Fault.rate_limited,
+    "trickle": Fault.trickle,
+    "trickle_headers": Fault.trickle_headers,
+    "gzip_bomb": Fault.gzip_bomb,
+    "deep_json": Fault.deep_json,
 }
 
 
@@ -214,13 +249,16 @@ def as_fault(spec: Fault | int | str) -> Fault:
 
 @dataclass(frozen=True)
 class ReceivedRequest:
-    """One request as the server saw it (``body`` parsed from JSON when possible)."""
+    """One request as the server saw it (``body`` parsed from JSON when possible; ``path`` without the query,
+    ``query`` the raw query string or ``None``; ``client_port`` tells connections apart)."""
 
     method: str
     path: str
     headers: dict[str, str]
     body: Any
     fault: Fault | None
+    query: str | None = None
+    client_port: int = 0
 
 
 @dataclass
@@ -248,6 +286,8 @@ class RerankServer:
         max_request_tokens: Refuse requests whose documents together exceed this many (4-characters) tokens.
         fault_picker: Called with each request body when no injected fault is queued; returns a ``Fault`` or
             ``None``. Used by load tests for random faults.
+        tls: ``(certfile, keyfile)`` to serve HTTPS (see ``self_signed_certificate``); ``base_url`` is then
+            ``https://localhost:<port>``.
 
     Attributes:
         base_url: URL to pass as the client's ``base_url``.
@@ -268,7 +308,9 @@ class RerankServer:
         max_documents: int | None = None,
         max_request_tokens: int | None = None,
         fault_picker: Callable[[Any], Fault | None] | None = None,
+        tls: tuple[str, str] | None = None,
     ) -> None:
+        self._tls = tls
         if api_style not in DIALECT_PATHS:
             raise ValueError(f"api_style must be one of {sorted(DIALECT_PATHS)}, not {api_style!r}")
         self._state = _State(
@@ -289,6 +331,10 @@ class RerankServer:
         server = _QuietServer(("127.0.0.1", 0), handler)
         server.daemon_threads = True
         server.block_on_close = False
+        if self._tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self._tls)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -316,7 +362,8 @@ class RerankServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{DIALECT_BASES[self._state.api_style]}"
+        where = f"https://localhost:{self.port}" if self._tls is not None else f"http://127.0.0.1:{self.port}"
+        return where + DIALECT_BASES[self._state.api_style]
 
     @property
     def api_style(self) -> str:
@@ -375,7 +422,7 @@ class _QuietServer(ThreadingHTTPServer):
     """Does not print a traceback when a client hangs up (the client timed out: that is the test's point)."""
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError, ssl.SSLError)):
             super().handle_error(request, client_address)
 
 
@@ -408,10 +455,14 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is None and state.fault_picker is not None:
             fault = state.fault_picker(body)
         headers = {key.lower(): value for key, value in self.headers.items()}
+        path, _, query = self.path.partition("?")
+        received = ReceivedRequest(
+            "POST", path, headers, body, fault, query if "?" in self.path else None, self.client_address[1]
+        )
         with state.lock:
-            state.received.append(ReceivedRequest("POST", self.path, headers, body, fault))
+            state.received.append(received)
 
-        if self.path not in DIALECT_PATHS[state.api_style]:
+        if path not in DIALECT_PATHS[state.api_style]:
             self._send_error_for(404, "not found: no /rerank route at this path")
             return
         if not self._authorized(headers.get("authorization")):
@@ -476,12 +527,49 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_raw(200, b'{"results": [{"index": 0, "relevance_score": 0.5}', "application/json")
         elif kind == "html":
             page = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
-            self._send_raw(fault.status, page, "text/html")
+            self._send_raw(fault.status, fault.message.encode("utf-8") if fault.message else page, "text/html")
+        elif kind in ("trickle", "trickle_headers", "gzip_bomb", "padded"):
+            if isinstance(self._request_fields(body), str):
+                return False
+            self._send_shaped(fault, json.dumps(self._good_payload(body)).encode("utf-8"))
+        elif kind == "deep_json":
+            self._send_raw(200, b"[" * fault.size + b"]" * fault.size, "application/json")
         elif kind == "no_results":
             self._send_json(200, {"id": str(uuid.uuid4()), "model": "x", "usage": {}})
         else:
             return False
         return True
+
+    def _send_shaped(self, fault: Fault, payload: bytes) -> None:
+        """A good answer, trickled, padded or compressed as ``fault`` says."""
+        extra: dict[str, str] = {}
+        if fault.kind in ("gzip_bomb", "padded"):
+            payload = payload[:-1] + b" " * fault.size + payload[-1:]
+        if fault.kind == "gzip_bomb":
+            payload = gzip.compress(payload, compresslevel=9)
+            extra["Content-Encoding"] = "gzip"
+        head = ["HTTP/1.1 200 OK", "Content-Type: application/json", f"Content-Length: {len(payload)}"]
+        head += [f"{key}: {value}" for key, value in extra.items()]
+        head_bytes = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        self.close_connection = True
+        try:
+            if fault.kind == "trickle_headers":
+                for index in range(len(head_bytes)):
+                    self.wfile.write(head_bytes[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(fault.delay)
+                self.wfile.write(payload)
+            elif fault.kind == "trickle":
+                self.wfile.write(head_bytes)
+                for index in range(len(payload)):
+                    self.wfile.write(payload[index : index + 1])
+                    self.wfile.flush()
+                    time.sleep(fault.delay)
+            else:
+                self.wfile.write(head_bytes + payload)
+            self.wfile.flush()
+        except OSError:  # the client hung up (its time limit): stop sending
+            pass
 
     def _hang_up(self) -> None:
         self.close_connection = True
@@ -616,3 +704,81 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (read timeout): nothing to answer
             self.close_connection = True
+
+
+class RecordingListener:
+    """A loopback TCP listener that records every connection it gets and answers ``502`` (a stand-in proxy).
+
+    Used to prove that a request did *not* go through an environment proxy: point ``HTTP_PROXY`` at ``.url`` and
+    check ``.connections`` afterwards.
+
+    Attributes:
+        url: ``http://127.0.0.1:<port>``.
+        connections: How many connections were accepted.
+        first_lines: The request line of each connection (a proxy sees ``POST http://host/... HTTP/1.1``).
+    """
+
+    def __init__(self) -> None:
+        self._socket: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.first_lines: list[str] = []
+
+    def __enter__(self) -> RecordingListener:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        self._socket = listener
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    @property
+    def url(self) -> str:
+        assert self._socket is not None
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self.first_lines)
+
+    def _serve(self) -> None:
+        while self._socket is not None:
+            try:
+                conn, _address = self._socket.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    data = b""
+                with self._lock:
+                    self.first_lines.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+                try:
+                    conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+
+def self_signed_certificate(folder: Any) -> tuple[str, str] | None:
+    """Write a one-day self-signed certificate for ``localhost`` / 127.0.0.1 into ``folder`` with the ``openssl``
+    command; ``(certfile, keyfile)``, or ``None`` when ``openssl`` is not available. The certificate is also its
+    own CA bundle (pass it as ``verify=``)."""
+    cert, key = f"{folder}/cert.pem", f"{folder}/key.pem"
+    command = [
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    ]  # fmt: skip
+    try:
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return cert, key

@@ -1,4 +1,4 @@
-"""The benchmark report's pieces: issue 3's target verdicts, merged runs, and the time cap of timed calls."""
+"""The benchmark report's pieces: the speed targets' verdicts, merged runs, and the time cap of timed calls."""
 
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def test_overhead_constants_are_solved_from_two_shapes_as_the_planner_prices_the
     pass_cost = pytest.importorskip("benchmarks.pass_cost")
     from types import SimpleNamespace
 
-    from memreranker_core.backends.local.batching import PASS_OVERHEAD, default_pass_overhead, layer_flops_per_token
+    from memreranker_core.backends.local import PASS_OVERHEAD, default_pass_overhead, layer_flops_per_token
     from memreranker_core.testing.random_model import MODEL_SHAPES
 
     configs = [SimpleNamespace(**MODEL_SHAPES[shape]) for shape in ("tiny", "0.6b", "4b")]

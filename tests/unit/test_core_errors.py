@@ -21,7 +21,8 @@ def unloaded():
 def test_empty_document_list_returns_empty_without_loading_the_model(unloaded):
     assert unloaded.rerank("query", []) == []
     assert unloaded.score("query", ()) == []
-    assert unloaded.backend._loaded is None
+    with pytest.raises(errors.MemRerankerError):  # the control: loading fails, so the calls above never loaded
+        unloaded.warm_up()
 
 
 async def test_empty_document_list_returns_empty_async(unloaded):
@@ -154,5 +155,20 @@ def test_offline_without_cached_model_raises_model_load_error(tmp_path):
 def test_missing_extra_names_the_exact_pip_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # makes "import torch" fail
     reranker = MemReranker(backend="local", model="/nonexistent", device="cpu")
-    with pytest.raises(errors.MissingDependencyError, match=r'pip install "memreranker\[local\]"'):
+    # the package is installed from a clone (README), so the command is the editable install of the extra
+    with pytest.raises(errors.MissingDependencyError, match=r'pip install -e "\.\[local\]"'):
         reranker.warm_up()
+
+
+@pytest.mark.parametrize(
+    ("call", "where"),
+    [
+        ({"query": "When?\ud800"}, "the query"),
+        ({"instruction": "Find\udc80 it"}, "the instruction"),
+        ({"context": ["fine", "broken \ud83d"]}, "context turn 1"),
+    ],
+)
+def test_a_lone_surrogate_in_the_query_instruction_or_context_is_a_typed_error_naming_it(unloaded, call, where):
+    query = call.pop("query", "When did Caroline go?")
+    with pytest.raises(InvalidInputError, match=where):
+        unloaded.score(query, ["Caroline went yesterday."], **call)

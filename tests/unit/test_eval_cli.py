@@ -79,7 +79,8 @@ def test_first_stage_only_writes_json_markdown_chart_and_per_question_rows(data_
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (out / "results.md").read_text(encoding="utf-8")
     assert markdown in printed
-    header = markdown.splitlines()[0]
+    assert markdown.splitlines()[0] == "Pool: **first-stage** (BM25 top 50)"
+    header = next(line for line in markdown.splitlines() if line.startswith("| group |"))
     assert all(f" {column} " in header for column in CARD_COLUMNS)
     assert "| overall | 2 | BM25 top-50 |" in markdown
     assert "results.json" in printed
@@ -106,13 +107,13 @@ def test_an_unknown_first_stage_exits_2_naming_the_choices(data_file, tmp_path, 
         "--data",
         str(data_file),
         "--first-stage",
-        "dense",
+        "splade",
         "--first-stage-only",
         "--out",
         str(tmp_path / "out"),
     )
     assert code == 2
-    assert "unknown first stage 'dense'; available: bm25" in capsys.readouterr().err
+    assert "unknown first stage 'splade'; available: bm25, dense, hybrid" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -61,9 +61,9 @@ def test_bm25_ranks_matching_turns_first_and_breaks_ties_by_position():
 
 
 def test_an_unknown_first_stage_is_refused_with_the_available_names():
-    with pytest.raises(ConfigurationError, match="available: bm25"):
-        create_first_stage("dense")
-    with pytest.raises(ConfigurationError, match="available: bm25"):
+    with pytest.raises(ConfigurationError, match="available: bm25, dense, hybrid"):
+        create_first_stage("splade")
+    with pytest.raises(ConfigurationError, match="available: bm25, dense, hybrid"):
         EvalConfig(first_stage="splade")
 
 

@@ -10,6 +10,7 @@ import pytest
 from memreranker_core import MemReranker, errors
 from memreranker_core.backends.hosted.client import DEFAULT_BASE_URL, HostedBackend
 from memreranker_core.types import ScoreRequest
+from tests.support.rerank_server import RerankServer
 
 KEY = "sk-memos-SECRET-0123456789"
 REQUEST = ScoreRequest(query="Where did Caroline go?", documents=("Caroline went to a support group.",), instruction="")
@@ -133,18 +134,30 @@ def test_secret_objects_are_accepted_as_keys():
         def get_secret_value(self):
             return self._value
 
-    backend = HostedBackend(api_key=SecretStr(KEY))
-    assert backend._key_value() == KEY
+    with RerankServer(api_key=KEY) as server:
+        backend = HostedBackend(api_key=SecretStr(KEY), base_url=server.base_url)
+        assert backend.describe()["api_key_set"] is True
+        assert len(backend.score(REQUEST)) == 1
+        assert server.received[0].headers["authorization"] == f"Token {KEY}"
 
 
 def test_the_key_appears_in_no_repr_description_or_log(caplog):
     caplog.set_level(logging.DEBUG)
-    url = "https://user:pw@memos.example.org/api/openmem/v1?token=x"
+    url = "https://memos.example.org/api/openmem/v1?token=x"
     rr = MemReranker(backend="hosted", api_key=KEY, base_url=url)
     shown = repr(rr) + repr(rr.backend) + json.dumps(rr.describe()) + caplog.text
     assert KEY not in shown
-    assert "pw" not in shown and "token=x" not in shown
+    assert "token=x" not in shown
     assert rr.describe()["api_key_set"] is True
+
+
+@pytest.mark.parametrize(
+    "url", ["https://user:pw-SECRET-99@memos.example.org/v1", "https://:pw-SECRET-99@memos.example.org/v1"]
+)
+def test_user_info_in_base_url_is_refused_without_echoing_it(url):
+    with pytest.raises(errors.ConfigurationError, match="user info") as caught:
+        HostedBackend(base_url=url)
+    assert "pw-SECRET-99" not in str(caught.value)
 
 
 def test_no_documents_means_no_call_and_no_key_needed():

@@ -1,4 +1,4 @@
-"""The hosted backend's parts on their own: token budget, result checks, dialects, error mapping, retry timing."""
+"""The hosted backend's parts on their own: token budget, reading answers, dialects, error mapping, retry timing."""
 
 from __future__ import annotations
 
@@ -10,22 +10,21 @@ import pytest
 
 from memreranker_core import errors
 from memreranker_core.backends.hosted.chunking import estimate_tokens, plan_chunks, truncate_to_tokens
-from memreranker_core.backends.hosted.dialects import DIALECTS, body_code, extract_results
-from memreranker_core.backends.hosted.failures import classify, redact
-from memreranker_core.backends.hosted.transport import MAX_RETRY_AFTER, Transport, interpret, parse_retry_after
-from memreranker_core.backends.hosted.responses import ResultsProblem, log_odds, scores_by_position
+from memreranker_core.backends.hosted.dialects import DIALECTS
+from memreranker_core.backends.hosted.failures import (
+    MIN_REDACTABLE,
+    SHORT_SECRET_NOTE,
+    Failure,
+    classify,
+    quote,
+    redact,
+    service_words,
+)
+from memreranker_core.backends.hosted.responses import Answer, log_odds, parse_retry_after, probabilities, read_response
+from memreranker_core.backends.hosted.transport import MAX_RETRY_AFTER, Transport
 
 
-# ----------------------------------------------------------------- token budget
-def test_estimate_counts_digits_symbols_letters_and_wide_characters():
-    assert estimate_tokens("abcdef") == 1 + 2
-    assert estimate_tokens("2023") == 1 + 4
-    assert estimate_tokens("a, b.") == 1 + 4
-    assert estimate_tokens("记忆") == 1 + 2
-    assert estimate_tokens("🙂") == 1 + 2
-    assert estimate_tokens("") == 1
-
-
+# ----------------------------------------------------------------- token budget (the estimate: test_hosted_chunking)
 def test_truncation_keeps_the_head_within_the_budget():
     text = "word " * 500
     cut = truncate_to_tokens(text, 50)
@@ -52,7 +51,7 @@ def test_chunks_respect_token_budget_and_count_and_keep_order():
 # ----------------------------------------------------------------- result checks
 def test_results_in_any_order_map_back_to_positions():
     results = [{"index": 2, "score": 0.1}, {"index": 0, "relevance_score": 0.7}, {"index": 1, "score": 0.4}]
-    assert scores_by_position(results, [10, 11, 12]) == [0.7, 0.4, 0.1]
+    assert probabilities(Answer(200, {"results": results}), [10, 11, 12]) == [0.7, 0.4, 0.1]
 
 
 @pytest.mark.parametrize(
@@ -70,9 +69,9 @@ def test_results_in_any_order_map_back_to_positions():
     ],
 )
 def test_untrustworthy_results_are_refused_naming_the_document(results, named):
-    with pytest.raises(ResultsProblem) as caught:
-        scores_by_position(results, [10, 11])
-    assert named in str(caught.value)
+    outcome = probabilities(Answer(200, {"results": results}), [10, 11])
+    assert isinstance(outcome, Failure) and outcome.error_class is errors.MalformedResponseError
+    assert named in outcome.what
 
 
 def test_log_odds_is_exact_near_the_ends_and_infinite_at_them():
@@ -88,7 +87,7 @@ def test_log_odds_is_exact_near_the_ends_and_infinite_at_them():
     ("style", "base", "url"),
     [
         ("memos", "https://memos.memtensor.cn/api/openmem/v1", "https://memos.memtensor.cn/api/openmem/v1/rerank"),
-        ("vllm", "http://gpu:8000", "http://gpu:8000/rerank"),
+        ("vllm", "http://gpu:8000", "http://gpu:8000/v1/rerank"),  # /v1: vLLM's --api-key guards it
         ("vllm", "http://gpu:8000/v1/", "http://gpu:8000/v1/rerank"),
         ("jina", "https://api.jina.ai", "https://api.jina.ai/v1/rerank"),
         ("jina", "https://api.jina.ai/v1", "https://api.jina.ai/v1/rerank"),
@@ -117,20 +116,21 @@ def test_no_dialect_asks_for_top_n(style):
 
 def test_results_are_found_under_results_data_results_data_or_a_bare_list():
     items = [{"index": 0, "score": 0.5}]
-    assert extract_results({"results": items}) == items
-    assert extract_results({"code": 0, "data": {"results": items}}) == items
-    assert extract_results({"code": 200, "data": items}) == items
-    assert extract_results(items) == items
-    assert isinstance(extract_results({"id": "x"}), str)
-    assert isinstance(extract_results({"results": "nope"}), str)
+    for payload in ({"results": items}, {"code": 0, "data": {"results": items}}, {"code": 200, "data": items}, items):
+        assert probabilities(Answer(200, payload), [0]) == [0.5]
+    no_results = probabilities(Answer(200, {"id": "x"}), [0])
+    assert isinstance(no_results, Failure) and "no 'results'" in no_results.what
+    not_a_list = probabilities(Answer(200, {"results": "nope"}), [0])
+    assert isinstance(not_a_list, Failure) and "not a list" in not_a_list.what
 
 
-def test_body_code_zero_and_200_mean_success():
-    assert body_code({"code": 0}) is None
-    assert body_code({"code": 200}) is None
-    assert body_code({"code": "40132"}) == 40132
-    assert body_code({"results": []}) is None
-    assert body_code({"code": "weird"}) == -1
+def test_body_code_zero_and_200_mean_success_and_others_are_typed():
+    assert isinstance(read_response(200, None, b'{"code": 0, "results": []}'), Answer)
+    assert isinstance(read_response(200, None, b'{"code": 200, "data": []}'), Answer)
+    assert isinstance(read_response(200, None, b'{"results": []}'), Answer)
+    assert read_response(200, None, b'{"code": "40132"}').error_class is errors.AuthenticationError
+    weird = read_response(200, None, b'{"code": "weird"}')
+    assert weird.error_class is errors.MalformedResponseError and "non-numeric body code 'weird'" in weird.what
 
 
 # ----------------------------------------------------------------- error mapping
@@ -175,17 +175,63 @@ def test_statuses_and_body_codes_map_to_typed_errors(status, code, error, retrya
 
 def test_messages_never_carry_the_key():
     failure = classify(status=200, code=40132, detail="key sk-SECRET-123 is invalid")
-    assert "sk-SECRET-123" not in str(failure.to_error("https://svc", 1, "sk-SECRET-123"))
-    assert redact("a sk-1 b sk-1", "sk-1") == "a *** b ***"
+    assert "sk-SECRET-123" not in str(failure.to_error("https://svc", 1, ["sk-SECRET-123"]))
+    assert redact("a sk-SECRET-1 b sk-SECRET-1", ["sk-SECRET-1"]) == "a *** b ***"
 
 
-def test_interpret_separates_success_html_and_body_codes():
-    assert interpret(200, None, b'{"results": []}') == {"results": []}
-    assert interpret(200, None, b"<html>oops</html>").error_class is errors.MalformedResponseError
-    assert interpret(200, None, b'{"code": 40132, "message": "bad key"}').error_class is errors.AuthenticationError
-    html = interpret(502, None, b"<html><h1>Bad Gateway</h1></html>")
+SECRET = "sk-SECRET-0123456789"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x" * 290 + SECRET,  # straddles the cut: redacting after cutting leaves "sk-SECRE"
+        "<p>" + "y" * 150 + f"{SECRET[:5]}<b>{SECRET[5:9]}</b><span class='k'>{SECRET[9:]}</span></p>",
+        f"key:\n  {SECRET[:10]}\n\t{SECRET[10:]} refused",
+    ],
+    ids=["at-the-limit", "split-by-tags", "split-by-whitespace"],
+)
+def test_service_words_remove_the_secret_from_the_whole_text_before_cutting(text):
+    shown = "".join(service_words(text, [SECRET], limit=300).split())
+    assert all(SECRET[i : i + 5] not in shown for i in range(len(SECRET) - 4)), shown
+
+
+def test_every_secret_is_removed_and_the_others_words_stay():
+    words = service_words("a sk-SECRET-0123456789 b tenant-SECRET-77 c", [SECRET, "tenant-SECRET-77", None])
+    assert words == "a *** b *** c"
+
+
+def test_a_secret_too_short_to_redact_drops_the_services_words_instead_of_mangling_them():
+    assert len("k2x") < MIN_REDACTABLE
+    assert service_words("parameter k2x-mode is wrong", ["k2x"]) == ""
+    assert quote("parameter k2x-mode is wrong", ["k2x"]) == SHORT_SECRET_NOTE
+    assert redact("our own words about k2x-mode", ["k2x"]) == "our own words about k2x-mode"
+    failure = classify(status=400, code=None, detail=quote("k2x is wrong", ["k2x"]))
+    assert "k2x" not in failure.what and "too short to redact" in failure.what
+
+
+def test_read_response_separates_success_html_and_body_codes():
+    assert read_response(200, None, b'{"results": []}') == Answer(200, {"results": []})
+    assert read_response(200, None, b"<html>oops</html>").error_class is errors.MalformedResponseError
+    assert read_response(200, None, b'{"code": 40132, "message": "bad"}').error_class is errors.AuthenticationError
+    html = read_response(502, None, b"<html><h1>Bad Gateway</h1></html>")
     assert html.error_class is errors.ServerError and html.retryable and "Bad Gateway" in html.what
-    assert interpret(429, "7", b"").retry_after == 7.0
+    assert read_response(429, "7", b"").retry_after == 7.0
+
+
+def test_deeply_nested_json_and_undecodable_bodies_are_typed_failures():
+    deep = read_response(200, None, b"[" * 100_000 + b"]" * 100_000)
+    assert deep.error_class is errors.MalformedResponseError and "nested too deeply" in deep.what
+    assert read_response(200, None, b"\xff\xfe{}").error_class is errors.MalformedResponseError
+    assert read_response(503, None, b"[" * 100_000).error_class is errors.ServerError
+
+
+def test_an_echoed_secret_in_a_result_value_or_key_is_not_quoted():
+    payload = {"results": [{"index": 0, "score": SECRET}], SECRET: 1}
+    outcome = probabilities(Answer(200, payload), [0], [SECRET])
+    assert isinstance(outcome, Failure) and SECRET[:8] not in outcome.what
+    keys_only = probabilities(Answer(200, {SECRET: 1}), [0], [SECRET])
+    assert isinstance(keys_only, Failure) and SECRET[:8] not in keys_only.what
 
 
 # ----------------------------------------------------------------- retry timing
@@ -203,9 +249,9 @@ def test_retry_after_reads_seconds_fractions_and_http_dates():
 def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
     transport = Transport(connect_timeout=1, read_timeout=1, max_retries=5, backoff_factor=1.0, pool_size=2)
     for attempt in (1, 2, 3, 4):
-        delays = {transport._delay(attempt, None) for _ in range(20)}
+        delays = {transport.backoff_delay(attempt, None) for _ in range(20)}
         base = 2 ** (attempt - 1)
         assert all(base / 2 <= delay <= base for delay in delays)
         assert len(delays) > 1  # jitter
-    assert transport._delay(1, 5.0) >= 5.0
-    assert transport._delay(1, MAX_RETRY_AFTER + 1) is None  # too long to wait: give up with the hint
+    assert transport.backoff_delay(1, 5.0) >= 5.0
+    assert transport.backoff_delay(1, MAX_RETRY_AFTER + 1) is None  # too long to wait: give up with the hint

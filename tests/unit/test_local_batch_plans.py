@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from memreranker_core.backends.local.batching import (
+from memreranker_core.backends.local import (
     TokenBudget,
     default_pass_overhead,
     plan_batches,

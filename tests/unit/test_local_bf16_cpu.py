@@ -2,7 +2,7 @@
 
 Against the float32 card recipe, our bf16 scores may differ only as much as the card recipe's own scores differ
 when the same model runs it in bf16: the shared-prefix cache, the batching and the fp32 ``W[yes] - W[no]`` head must
-add no error of their own. (The 0.02 bound of issue 3 is checked on a GPU in ``tests/gpu``; the tiny random model's
+add no error of their own. (The speed targets' 0.02 bound is checked on a GPU in ``tests/gpu``; the tiny model's
 logits spread far wider than a trained reranker's, so its bf16 error is larger than a real model's.)
 """
 
@@ -25,9 +25,9 @@ DOCUMENTS = synthetic_memories(40, seed=1) + HARD_CASES[:8] + [" ".join(syntheti
 @pytest.fixture(scope="module")
 def card_errors(tiny_model_path):
     """|card bf16 - card fp32| per document, and the fp32 scores."""
-    from tests.support.card_recipe import card_scores
+    from memreranker_core.testing.card_recipe import card_scores
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model_path, padding_side="left")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model_path)
     model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.float32).eval()
     pairs = [(QUERY, document) for document in DOCUMENTS]
     reference = card_scores(model, tokenizer, pairs, batch_size=8)

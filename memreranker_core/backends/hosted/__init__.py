@@ -6,11 +6,16 @@ per job:
 =============  ==============================================================================================
 ``options``    ``HostedOptions``: every hosted setting, declared once
 ``client``     ``HostedBackend``: the ``ScoringBackend`` (key, chunks sent concurrently, merge)
-``transport``  one pooled ``requests`` session, timeouts, retries with backoff and ``Retry-After``
-``dialects``   each service's path, auth header, request body and result list
-``failures``   HTTP statuses and body codes mapped to typed errors and retry decisions
-``responses``  the index-by-index check of a result list before any score is attached
+``urls``       ``base_url`` parsed once, as the transport reads it; the plain-http guard; the shown URL
+``calls``      one call in flight: its deadline, its stop signal (``close()``, async cancellation)
+``transport``  one pooled ``requests`` session, time and size limits, retries with backoff and ``Retry-After``
+``watchdog``   an attempt's handle on its socket: a deadline, ``close()`` or a cancellation shuts it down
+``dialects``   each service's request: path, auth header, body
+``responses``  one answer read in one place: ``Answer`` or ``Failure``, then probabilities or ``Failure``
+``failures``   ``Failure``: statuses and body codes mapped to typed errors and retry decisions; redaction
 ``chunking``   splitting a call under the service's token and document limits
+``tokenizer``  the ``tokenizer`` option: the served model's tokenizer.json, loaded without torch
+``exact``      the vLLM exact mode: whole prompts as token ids to ``/classify``, log-odds read back
 =============  ==============================================================================================
 """
 
@@ -25,6 +30,7 @@ _EXPORTS = {
     "HostedBackend": "client",
     "DEFAULT_BASE_URL": "options",
     "DIALECTS": "dialects",
+    "run_in_thread": "calls",  # defined in memreranker_core.cancellation
 }
 
 __all__ = sorted(_EXPORTS)

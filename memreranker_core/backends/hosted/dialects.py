@@ -1,24 +1,26 @@
-"""The ``/rerank`` dialects one client speaks: path, auth header, request body and where the results are.
+"""The ``/rerank`` dialects one client speaks: the request side (path, auth header, request body).
 
-=========  ====================  =======================  =======================  =========================
-style      path                  auth header              request                  results
-=========  ====================  =======================  =======================  =========================
-memos      ``/rerank``           ``Token <key>``          model, query, documents  ``results`` | ``data``
-vllm       ``/rerank``           ``Bearer <key>`` (opt.)  model?, query, documents ``results``
-jina       ``/v1/rerank``        ``Bearer <key>``         model, query, documents  ``results``
-cohere     ``/v2/rerank``        ``Bearer <key>``         model, query, documents  ``results``
-tei        ``/rerank``           ``Bearer <key>`` (opt.)  query, texts             a bare list
-=========  ====================  =======================  =======================  =========================
+Reading the answer (where the results are, body codes) is ``responses``' job.
 
-The path is appended to ``base_url``, except that a ``base_url`` already ending in the path's version (``/v1``,
-``/v2``) gets only ``/rerank``, and one already ending in ``/rerank`` is used as is. No dialect is asked for
-``top_n``: every document is scored, and the core applies ``top_n`` after the merge.
+=========  ====================  =======================  ==========================
+style      path                  auth header              request
+=========  ====================  =======================  ==========================
+memos      ``/rerank``           ``Token <key>``          model, query, documents
+vllm       ``/v1/rerank``        ``Bearer <key>`` (opt.)  model?, query, documents
+jina       ``/v1/rerank``        ``Bearer <key>``         model, query, documents
+cohere     ``/v2/rerank``        ``Bearer <key>``         model, query, documents
+tei        ``/rerank``           ``Bearer <key>`` (opt.)  query, texts
+=========  ====================  =======================  ==========================
+
+The path is appended to ``base_url``'s path (before any query), except that a ``base_url`` already ending in the
+path's version (``/v1``, ``/v2``) gets only ``/rerank``, and one already ending in ``/rerank`` is used as is. No
+dialect is asked for ``top_n``: every document is scored, and the core applies ``top_n`` after the merge.
 
 Example:
     >>> DIALECTS["jina"].url("https://api.jina.ai")
     'https://api.jina.ai/v1/rerank'
-    >>> DIALECTS["vllm"].url("http://gpu-box:8000/v1")
-    'http://gpu-box:8000/v1/rerank'
+    >>> DIALECTS["vllm"].url("http://gpu-box:8000/v1?x=1")
+    'http://gpu-box:8000/v1/rerank?x=1'
 """
 
 from __future__ import annotations
@@ -56,15 +58,22 @@ class Dialect:
     default_model: str | None
     max_documents: int
 
-    def url(self, base_url: str) -> str:
-        """The endpoint URL for ``base_url``."""
-        base = base_url.rstrip("/")
+    def endpoint_path(self, base_path: str) -> str:
+        """The endpoint's path for a ``base_url`` whose path is ``base_path`` (the query stays where it is)."""
+        base = base_path.rstrip("/")
         if base.endswith("/rerank"):
             return base
         version = self.path[: -len("/rerank")]
         if version and base.endswith(version):
             return base + "/rerank"
         return base + self.path
+
+    def url(self, base_url: str) -> str:
+        """The endpoint URL for ``base_url`` (parsed as the transport reads it; its query kept at the end)."""
+        from memreranker_core.backends.hosted.urls import ServiceURL
+
+        service = ServiceURL.parse(base_url, allow_insecure_http=True)
+        return service.with_path(self.endpoint_path(service.path))
 
     def headers(self, api_key: str | None) -> dict[str, str]:
         """Request headers, with the key in this dialect's form when there is one."""
@@ -90,52 +99,8 @@ DIALECTS: dict[str, Dialect] = {
     "memos": Dialect(
         "memos", "the Memos Rerank API", "/rerank", "Token", True, MEMOS_KEY_ENV, "documents", "memos-reranker-4b", 100
     ),
-    "vllm": Dialect("vllm", "the vLLM rerank server", "/rerank", "Bearer", False, None, "documents", None, 100),
+    "vllm": Dialect("vllm", "the vLLM rerank server", "/v1/rerank", "Bearer", False, None, "documents", None, 100),
     "jina": Dialect("jina", "the Jina rerank API", "/v1/rerank", "Bearer", True, None, "documents", None, 100),
     "cohere": Dialect("cohere", "the Cohere rerank API", "/v2/rerank", "Bearer", True, None, "documents", None, 1000),
     "tei": Dialect("tei", "the TEI rerank server", "/rerank", "Bearer", False, None, "texts", None, 32),
 }
-
-
-def body_code(payload: Any) -> int | None:
-    """The service's body ``code`` when it signals an error (anything but 0 or 200), else ``None``."""
-    if not isinstance(payload, dict) or "code" not in payload:
-        return None
-    code = payload["code"]
-    if isinstance(code, str) and code.strip().lstrip("-").isdigit():
-        code = int(code)
-    if isinstance(code, bool) or not isinstance(code, int):
-        return None if code is None else -1
-    return None if code in (0, 200) else code
-
-
-def body_message(payload: Any) -> str:
-    """The service's own error words, from whichever field the dialect uses."""
-    if isinstance(payload, dict):
-        for key in ("message", "msg", "detail", "error"):
-            value = payload.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return value["message"]
-    return ""
-
-
-def extract_results(payload: Any) -> list[Any] | str:
-    """The result list of a successful answer: ``results``, else ``data.results``, else ``data``, else the body
-    itself when it is a list (TEI). Returns a description of the problem when there is none."""
-    if isinstance(payload, list):
-        return payload
-    if not isinstance(payload, dict):
-        return f"expected a JSON object or list, got {type(payload).__name__}"
-    if "results" in payload:
-        results = payload["results"]
-    elif isinstance(payload.get("data"), dict) and "results" in payload["data"]:
-        results = payload["data"]["results"]
-    elif "data" in payload:
-        results = payload["data"]
-    else:
-        return f"no 'results' or 'data' in the answer (keys: {sorted(payload)[:8]})"
-    if not isinstance(results, list):
-        return f"'results' is a {type(results).__name__}, not a list"
-    return results

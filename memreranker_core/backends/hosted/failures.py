@@ -1,29 +1,47 @@
 """What a failed hosted call means: HTTP statuses and service body codes mapped to typed errors and retry decisions.
 
-Every message says what happened and what to do. Messages are built from the service's own words, which may echo
-the API key back, so ``redact`` runs over every one before it is raised.
+Every message says what happened and what to do. Messages quote the service's own words, which may echo the API
+key (or an extra header's value) back, so those words go through ``service_words`` first: every secret is removed
+from the whole text (also when HTML tags or whitespace were put between its characters), then tags are dropped and
+only then is the text cut to its length limit. A secret shorter than ``MIN_REDACTABLE`` characters cannot be
+removed without mangling ordinary words (a key ``"ab"`` would blank every ``ab``), so while one is in use the
+service's words are left out of messages entirely and the message says so.
 
 Example:
     >>> failure = classify(status=200, code=40132, detail="API key is invalid or expired")
     >>> failure.error_class.__name__, failure.retryable
     ('AuthenticationError', False)
+    >>> service_words("bad key sk-<b>SECRET</b>-123!", ("sk-SECRET-123",), limit=40)
+    'bad key ***!'
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from memreranker_core.errors import (
     AuthenticationError,
     BadRequestError,
+    CallCancelledError,
     HostedBackendError,
     MalformedResponseError,
     QuotaExceededError,
     RateLimitError,
+    ResponseTooLargeError,
     ServerError,
     ServiceConnectionError,
     ServiceTimeoutError,
 )
+
+#: Secrets shorter than this are never searched for in text (see the module's note): the service's words are dropped.
+MIN_REDACTABLE = 8
+#: Longest quote of the service's words in a message.
+SAID_LIMIT = 300
+_TAG = re.compile(r"<[^>]*>")
+_GAP = r"(?:\s|<[^>]*>)*"  # what may sit between a secret's characters in a body: whitespace and tags
+SHORT_SECRET_NOTE = "the service's own words are left out: the API key is too short to redact them safely"
 
 #: HTTP statuses worth another attempt: the request may succeed unchanged.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -63,23 +81,24 @@ class Failure:
     #: urllib3 already retried (connection establishment): the attempts it made count too.
     already_retried: bool = False
 
-    def to_error(self, where: str, attempts: int, secret: str | None) -> HostedBackendError:
+    def to_error(self, where: str, attempts: int, secrets: Secrets = ()) -> HostedBackendError:
         """The typed error for this failure, after ``attempts`` attempts at ``where`` (a key-free URL)."""
         tried = f" (the last of {attempts} attempts)" if attempts > 1 else ""
-        message = redact(f"{self.what} at {where}{tried}: {self.todo}", secret)
+        message = redact(f"{self.what} at {where}{tried}: {self.todo}", secrets)
         if self.error_class is RateLimitError:
             return RateLimitError(message, retry_after=self.retry_after, status_code=self.status_code, code=self.code)
         return self.error_class(message, status_code=self.status_code, code=self.code)
 
 
 def classify(*, status: int, code: int | None, detail: str, retry_after: float | None = None) -> Failure:
-    """Map an HTTP status and an optional service body code to a ``Failure``.
+    """Map an HTTP status and an optional service body code to a ``Failure``. ``detail`` is what ``quote`` made
+    of the service's words (already safe to show).
 
     A known Memos body code decides the error type (it is usually more precise than the status), except with a
     retryable status (408, 429, 5xx) or a generic 40000 beside a specific status (404, 413, 422). Unknown codes
     fall back on the status, or on the code's own HTTP-like prefix when the status is 200.
     """
-    said = f" (service said: {detail})" if detail else ""
+    said = "" if not detail else f" ({detail})" if detail == SHORT_SECRET_NOTE else f" (service said: {detail})"
     generic = code == 40000 and status not in (200, 400)  # "bad parameter" says less than 404, 413 or 422
     if code is not None and code in MEMOS_CODES and status not in RETRY_STATUSES and not generic:
         error_class, retryable, what, todo = MEMOS_CODES[code]
@@ -149,12 +168,32 @@ def _by_status(status: int, label: str, said: str) -> Failure:
 
 
 def timeout_failure(read_timeout: float) -> Failure:
-    """The service did not answer within ``read_timeout``."""
+    """The service did not start answering within ``read_timeout``."""
     return Failure(
         ServiceTimeoutError,
         True,
         f"no answer within read_timeout={read_timeout:g}s",
         f"raise read_timeout, {_LIMITS_HINT}, or check the service's load",
+    )
+
+
+def attempt_timeout_failure(attempt_timeout: float) -> Failure:
+    """The answer did not finish within ``attempt_timeout`` (a slow or trickling body)."""
+    return Failure(
+        ServiceTimeoutError,
+        True,
+        f"the answer did not finish within attempt_timeout={attempt_timeout:g}s",
+        f"raise attempt_timeout, {_LIMITS_HINT}, or check the service's load",
+    )
+
+
+def call_timeout_failure(call_timeout: float) -> Failure:
+    """The whole call ran out of time (``call_timeout``); never retried."""
+    return Failure(
+        ServiceTimeoutError,
+        False,
+        f"the call did not finish within call_timeout={call_timeout:g}s (retries and chunks included)",
+        f"raise call_timeout, {_LIMITS_HINT}, or check the service's load",
     )
 
 
@@ -179,8 +218,52 @@ def malformed(detail: str) -> Failure:
     )
 
 
-def redact(text: str, secret: str | None) -> str:
-    """``text`` with every occurrence of ``secret`` replaced by ``***``."""
-    if secret:
-        text = text.replace(secret, "***")
+def too_large(limit: int) -> Failure:
+    """The decoded answer is over ``max_response_bytes``; it was not read further."""
+    return Failure(
+        ResponseTooLargeError,
+        False,
+        f"the service's answer is larger than max_response_bytes={limit} once decoded; it was not read further "
+        "and no score from it was used",
+        "raise max_response_bytes if the service really sends answers that large, or check the service",
+    )
+
+
+def cancelled(what: str) -> Failure:
+    """The call was stopped (closed or cancelled) while this attempt was in flight."""
+    return Failure(CallCancelledError, False, what, "call again: a closed reranker opens a new session")
+
+
+Secrets = Sequence[str | None] | str | None
+
+
+def _each(secrets: Secrets) -> tuple[str, ...]:
+    if secrets is None or isinstance(secrets, str):
+        secrets = (secrets,)
+    return tuple(secret for secret in secrets if secret)
+
+
+def redact(text: str, secrets: Secrets) -> str:
+    """``text`` with every occurrence of each secret (at least ``MIN_REDACTABLE`` long) replaced by ``***``,
+    also where whitespace or HTML tags were put between its characters."""
+    for secret in _each(secrets):
+        if len(secret) >= MIN_REDACTABLE and secret[0] in text:
+            text = re.sub(_GAP.join(re.escape(char) for char in secret), "***", text)
     return text
+
+
+def service_words(text: str, secrets: Secrets, limit: int = SAID_LIMIT) -> str:
+    """The service's own ``text`` made safe to quote: secrets removed from the whole text first, then tags
+    dropped, whitespace collapsed, and cut to ``limit`` characters. ``""`` when a secret is too short to redact."""
+    if any(len(secret) < MIN_REDACTABLE for secret in _each(secrets)):
+        return ""
+    text = " ".join(_TAG.sub(" ", redact(text, secrets)).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+def quote(text: str, secrets: Secrets, limit: int = SAID_LIMIT) -> str:
+    """What a message may quote of the service's ``text``: its safe words, ``SHORT_SECRET_NOTE`` when they had to
+    be left out, or ``""`` when it said nothing."""
+    if not text or not text.strip():
+        return ""
+    return service_words(text, secrets, limit) or SHORT_SECRET_NOTE

@@ -32,14 +32,36 @@ from memreranker_core.errors import ConfigurationError
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEFAULT_MAX_LENGTH = 8192
-_DEVICE = re.compile(r"^[a-z][a-z0-9_]*(:\d+)?$")
+#: The device types torch names (``torch.device``), each optionally followed by ``:<index>``.
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "npu", "hpu", "mtia")
+_DEVICE = re.compile(r"^(?P<type>[a-z]+)(:(?P<index>\d+))?$")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2", "flash_attention_3", "flex_attention")
 
 
 def check_device(name: str, value: Any) -> str:
-    """A torch device string such as ``cuda``, ``cuda:1``, ``cpu`` or ``mps``."""
-    if not isinstance(value, str) or not _DEVICE.match(value.strip().lower()):
-        raise ConfigurationError(f"{name} must be a device string like 'cuda', 'cuda:1' or 'cpu', not {value!r}")
-    return value.strip().lower()
+    """A torch device string: one of ``DEVICE_TYPES``, optionally with an index (``cuda``, ``cuda:1``, ``cpu``).
+
+    Whether the device is there (a CUDA build of torch, that many GPUs) is checked when the model loads.
+    """
+    spelled = value.strip().lower() if isinstance(value, str) else None
+    match = _DEVICE.match(spelled) if spelled else None
+    if match is None or match.group("type") not in DEVICE_TYPES:
+        raise ConfigurationError(
+            f"{name} must be a device string like 'cuda', 'cuda:1', 'cpu' or 'mps' (one of {DEVICE_TYPES}, "
+            f"optionally ':<index>'), not {value!r}"
+        )
+    return spelled
+
+
+def check_attn_implementation(name: str, value: Any) -> str:
+    """A transformers attention implementation name: one of ``ATTN_IMPLEMENTATIONS`` or a hub kernel's
+    ``owner/repo`` name (as transformers accepts)."""
+    if isinstance(value, str) and (value.strip() in ATTN_IMPLEMENTATIONS or "/" in value.strip()):
+        return value.strip()
+    raise ConfigurationError(
+        f"{name} must be a non-empty string, one of {ATTN_IMPLEMENTATIONS} (or a hub kernel's 'owner/repo'), "
+        f"not {value!r}"
+    )
 
 
 def check_dtype(name: str, value: Any) -> str:
@@ -75,13 +97,18 @@ class LocalOptions(BackendOptions):
         None, check=check_dtype, choices=DTYPES, help="local: weights' precision (default bfloat16 on CUDA, float32)"
     )
     max_length: int = option(
-        DEFAULT_MAX_LENGTH, check=whole(16), cli_type=int, help="local: most tokens per prompt; a document's tail is cut"
+        DEFAULT_MAX_LENGTH,
+        check=whole(16),
+        cli_type=int,
+        help="most tokens per prompt (local, and the hosted exact mode); a document's tail is cut",
     )
     batch_tokens: int | None = option(
         None, check=whole(1), cli_type=int, help="local: padded document tokens per forward pass (default per device)"
     )
     attn_implementation: str = option(
-        "sdpa", check=text, help="local: transformers attention implementation (sdpa, eager, flash_attention_2)"
+        "sdpa",
+        check=check_attn_implementation,
+        help="local: transformers attention implementation (sdpa, eager, flash_attention_2)",
     )
     revision: str | None = option(None, check=text, help="local: the hub revision (branch, tag or commit) to load")
     cache_dir: str | None = option(None, check=check_path, help="local: folder of the hub cache to load from")

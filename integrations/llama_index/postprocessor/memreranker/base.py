@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from copy import deepcopy
 from typing import Any
 
-from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.bridge.pydantic import ConfigDict, Field, PrivateAttr, StrictFloat, StrictInt
 from llama_index.core.callbacks import CBEventType, EventPayload
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRankStartEvent
@@ -19,8 +19,10 @@ from memreranker_core import MemReranker, RerankResult
 from memreranker_core.adapter_support import (
     SETTING_NAMES,
     RerankCall,
+    check_documents,
     check_limits,
     metadata_keys,
+    model_name,
     plan_call,
     resolve_reranker,
 )
@@ -49,6 +51,9 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
         >>> engine = index.as_query_engine(node_postprocessors=[postprocessor])  # doctest: +SKIP
     """
 
+    # Unknown arguments are refused (a typo must not fall back to a default), and errors never echo the input.
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", hide_input_in_errors=True)
+
     backend: str | None = Field(default=None, description="'local' or 'hosted'; default MEMRERANKER_BACKEND.")
     model: str | None = Field(default=None, description="Hub id or path (local), or the service's model name.")
     device: str | None = Field(default=None, description="Local device such as 'cuda' or 'cpu'.")
@@ -57,8 +62,8 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
     api_style: str | None = Field(default=None, description="Hosted dialect: memos, vllm, jina, cohere or tei.")
     document_template: str | None = Field(default=None, description="E.g. '[{date}] {speaker}: {text}'.")
     reranker_options: dict[str, Any] = Field(default_factory=dict, description="Other MemReranker options.")
-    top_n: int | None = Field(default=3, description="Number of nodes to return (None: all).")
-    score_threshold: float | None = Field(default=None, description="Drop nodes scoring below this P(yes).")
+    top_n: StrictInt | None = Field(default=3, description="Number of nodes to return (None: all).")
+    score_threshold: StrictFloat | None = Field(default=None, description="Drop nodes scoring below this P(yes).")
     keep_retrieval_score: bool = Field(default=False, description="Keep the retrieval score in metadata.")
     metadata_mode: MetadataMode = Field(default=MetadataMode.EMBED, description="Node content mode to score.")
     metadata_fields: list[str] = Field(default_factory=list, description="Metadata keys prepended to the text.")
@@ -86,6 +91,7 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
         """The ``MemReranker`` doing the scoring."""
         return self._reranker
 
+    @dispatcher.span
     def _postprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
@@ -95,6 +101,7 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
         with self._reranking(nodes, call) as finish:
             return finish(self._wrap(nodes, call.run()))
 
+    @dispatcher.span
     async def _apostprocess_nodes(
         self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
     ) -> list[NodeWithScore]:
@@ -113,7 +120,10 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
         return plan_call(
             self._reranker,
             query_bundle.query_str,
-            [(node.node.get_content(metadata_mode=self.metadata_mode), node.node.metadata) for node in nodes],
+            [
+                (node.node.get_content(metadata_mode=self.metadata_mode), node.node.metadata)
+                for node in check_documents(nodes, NodeWithScore, "wrap each node in NodeWithScore(node=...)")
+            ],
             top_n=self.top_n,
             score_threshold=self.score_threshold,
             metadata_fields=self.metadata_fields,
@@ -124,12 +134,12 @@ class MemRerankerPostprocessor(BaseNodePostprocessor):
     def _reranking(
         self, nodes: list[NodeWithScore], call: RerankCall
     ) -> Iterator[Callable[[list[NodeWithScore]], list[NodeWithScore]]]:
-        model_name = str(self._reranker.describe().get("model"))
+        name = model_name(self._reranker)
         top_n = call.top_n if call.top_n is not None else len(nodes)
-        dispatcher.event(ReRankStartEvent(query=call.query, nodes=nodes, top_n=top_n, model_name=model_name))
+        dispatcher.event(ReRankStartEvent(query=call.query, nodes=nodes, top_n=top_n, model_name=name))
         payload = {
             EventPayload.NODES: nodes,
-            EventPayload.MODEL_NAME: model_name,
+            EventPayload.MODEL_NAME: name,
             EventPayload.QUERY_STR: call.query,
             EventPayload.TOP_K: top_n,
         }

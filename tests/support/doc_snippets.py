@@ -45,7 +45,7 @@ def documentation_env(model_path: Path, server: RerankServer) -> dict[str, str]:
 
 def write_input_files(folder: Path, locomo: Path | None) -> None:
     """The files the documented commands name: memories.jsonl, memories.txt and (cut down) locomo10.json."""
-    rows = [{"text": text, **metadata} for _id, text, metadata in MEMORIES]
+    rows = [{"text": text, "speaker": "Melanie", **metadata} for _id, text, metadata in MEMORIES]  # every field set
     (folder / "memories.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     (folder / "memories.txt").write_text("".join(row["text"] + "\n" for row in rows), encoding="utf-8")
     if locomo is not None:  # two conversations, ten questions each: the commands run as written, in seconds

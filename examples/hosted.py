@@ -3,7 +3,7 @@
 Run:
 
     MEMOS_API_KEY=... python examples/hosted.py
-    MEMOS_BASE_URL=http://gpu-box:8000 MEMOS_API_STYLE=vllm python examples/hosted.py   # your own vLLM server
+    MEMOS_BASE_URL=https://gpu-box:8000 MEMOS_API_STYLE=vllm python examples/hosted.py  # your own vLLM server
 
 The key is read from ``MEMOS_API_KEY`` and the URL from ``MEMOS_BASE_URL`` (default: the Memos API).
 """

@@ -183,6 +183,23 @@ def whole_number(name: str, value: Any, minimum: int = 1, maximum: int | None = 
     return value
 
 
+def at_most(check: Check, maximum: float, unit: str = "") -> Check:
+    """A check for ``option``: ``check``, then no more than ``maximum`` (a bound that catches a typo).
+
+    Example:
+        >>> at_most(positive_seconds, 3600, " seconds")("read_timeout", 30)
+        30.0
+    """
+
+    def bounded(name: str, value: Any) -> Any:
+        checked = check(name, value)
+        if checked > maximum:
+            raise ConfigurationError(f"{name} must be at most {maximum:g}{unit}, not {value!r}")
+        return checked
+
+    return bounded
+
+
 def whole(minimum: int = 1, maximum: int | None = None) -> Check:
     """A check for ``option``: a whole number in [``minimum``, ``maximum``]."""
     return lambda name, value: whole_number(name, value, minimum, maximum)

@@ -15,6 +15,7 @@ backend load when the command runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,34 +25,24 @@ DEFAULT_OUT = "locomo-eval"
 DEFAULT_COMPARE_OUT = "locomo-compare"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
-    return value
+def _argument(parse: Callable[[str], Any], accept: Callable[[Any], bool], expected: str) -> Callable[[str], Any]:
+    """An argparse ``type``: ``parse`` the text, then refuse what ``accept`` does not, saying what was expected."""
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    return convert
 
 
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1] (scores are P(yes)), got {value}")
-    return value
-
-
-def _level(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a significance level strictly between 0 and 1, got {value}")
-    return value
+_positive_int = _argument(int, lambda value: value >= 1, "a whole number >= 1")
+_probability = _argument(float, lambda value: 0.0 <= value <= 1.0, "a number in [0, 1] (scores are P(yes))")
+_level = _argument(float, lambda value: 0.0 < value < 1.0, "a significance level strictly between 0 and 1")
 
 
 def _add_test_arguments(parser: argparse.ArgumentParser) -> None:

@@ -100,3 +100,20 @@ def test_a_missing_model_is_a_model_load_error_that_never_shows_the_hub_token(tm
     with pytest.raises(ModelLoadError) as caught:
         reranker.warm_up()
     assert secret not in str(caught.value) and secret not in repr(reranker)
+
+
+def test_a_hub_id_not_in_the_cache_warns_once_of_the_download_before_loading(tmp_path, monkeypatch, caplog):
+    from memreranker_core.backends.local.loading import warn_if_downloading
+    from memreranker_core.backends.local.options import LocalOptions
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    empty_cache = LocalOptions.from_given({"cache_dir": str(tmp_path)})
+    with caplog.at_level("WARNING", logger="memreranker_core.backends.local.loading"):
+        assert warn_if_downloading("IAAR-Shanghai/MemReranker-4B", empty_cache)
+    assert "about 8 GB" in caplog.text and "MEMRERANKER_MODEL" in caplog.text
+    caplog.clear()
+    assert not warn_if_downloading(str(tmp_path), empty_cache)  # a local folder downloads nothing
+    assert not warn_if_downloading("IAAR-Shanghai/MemReranker-4B", LocalOptions.from_given({"local_files_only": True}))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not warn_if_downloading("IAAR-Shanghai/MemReranker-4B", empty_cache)
+    assert caplog.text == ""

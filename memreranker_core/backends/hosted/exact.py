@@ -93,7 +93,7 @@ class ExactMode:
         """The ``PromptEncoder`` on the served model's tokenizer, loaded on first use (no torch needed).
 
         Raises:
-            MissingDependencyError: ``tokenizers`` is not installed (``pip install "memreranker[vllm]"``).
+            MissingDependencyError: ``tokenizers`` is not installed (``pip install -e ".[vllm]"``).
             ModelLoadError: The tokenizer cannot be read, or it is not a Qwen3 reranker's.
         """
         with self._lock:

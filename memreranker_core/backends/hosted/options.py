@@ -21,6 +21,7 @@ from typing import Any
 from memreranker_core.backends.hosted.dialects import DIALECTS
 from memreranker_core.backends.options import (
     BackendOptions,
+    at_most,
     check_bool,
     check_secret,
     non_negative,
@@ -48,11 +49,8 @@ RESERVED_HEADERS = frozenset({"authorization", "content-type", "content-length",
 PROXY_SCHEMES = frozenset({"http", "https", "all", "no_proxy"})
 
 
-def _seconds(name: str, value: Any) -> float:
-    number = positive_seconds(name, value)
-    if number > MAX_SECONDS:
-        raise ConfigurationError(f"{name} must be at most {MAX_SECONDS:g} seconds, not {value!r}")
-    return number
+_seconds = at_most(positive_seconds, MAX_SECONDS, " seconds")
+_backoff = at_most(non_negative, MAX_BACKOFF_FACTOR, " seconds")
 
 
 def _pairs(name: str, value: Any, what: str) -> tuple[tuple[str, str], ...]:
@@ -96,13 +94,6 @@ def _verify(name: str, value: Any) -> bool | str:
     raise ConfigurationError(
         f"{name} must be True, False or the path of a CA bundle file or directory that exists, not {value!r}"
     )
-
-
-def _backoff(name: str, value: Any) -> float:
-    number = non_negative(name, value)
-    if number > MAX_BACKOFF_FACTOR:
-        raise ConfigurationError(f"{name} must be at most {MAX_BACKOFF_FACTOR:g} seconds, not {value!r}")
-    return number
 
 
 @dataclass(frozen=True, repr=False)

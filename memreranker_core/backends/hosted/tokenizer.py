@@ -2,7 +2,7 @@
 
 ``tokenizer`` names the tokenizer of the model the service runs: a ``tokenizer.json`` file, a model folder holding
 one, or a Hugging Face hub id (downloaded once into the hub cache by ``huggingface_hub``, which honours
-``HF_HUB_OFFLINE`` and ``HF_TOKEN``). Only the ``tokenizers`` package is needed (``pip install "memreranker[vllm]"``);
+``HF_HUB_OFFLINE`` and ``HF_TOKEN``). Only the ``tokenizers`` package is needed (``pip install -e ".[vllm]"``);
 a folder's ``config_sentence_transformers.json`` (or the hub cache's copy) also gives the checkpoint's default
 instruction, the one the local backend uses for that model.
 

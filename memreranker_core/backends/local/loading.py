@@ -11,6 +11,7 @@ torch and transformers are imported when a model loads, not when this module is 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,7 @@ def _from_pretrained(ref: str, dtype: Any, options: LocalOptions) -> tuple[Any, 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     hub = options.pretrained_kwargs()
+    warn_if_downloading(ref, options)
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref, **hub)
         model = AutoModelForCausalLM.from_pretrained(
@@ -189,6 +191,36 @@ def _from_pretrained(ref: str, dtype: Any, options: LocalOptions) -> tuple[Any, 
             "pass a fresh local copy) and check the disk is not full."
         ) from exc
     return model, tokenizer
+
+
+#: Approximate download sizes of the published checkpoints (parameters in bfloat16), for the first-call warning.
+CHECKPOINT_SIZES = {"IAAR-Shanghai/MemReranker-4B": "about 8 GB", "IAAR-Shanghai/MemReranker-0.6B": "about 1.2 GB"}
+
+
+def warn_if_downloading(ref: str, options: LocalOptions) -> bool:
+    """Log one warning when ``ref`` is a hub id whose weights are not in the local cache (a download follows).
+
+    Returns whether it warned. Never raises: this only informs.
+    """
+    if options.local_files_only or os.path.isdir(ref) or os.environ.get("HF_HUB_OFFLINE", "").strip() in ("1", "true"):
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(ref, "config.json", cache_dir=options.cache_dir, revision=options.revision)
+    except Exception:  # not a hub id, or no huggingface_hub: from_pretrained says what is wrong
+        return False
+    if isinstance(cached, str):
+        return False
+    size = CHECKPOINT_SIZES.get(ref, "the checkpoint")
+    logger.warning(
+        "downloading %s (%s) from the Hugging Face Hub on first use; point %s (or model=) at a local copy to skip "
+        "this, or use IAAR-Shanghai/MemReranker-0.6B (about 1.2 GB)",
+        ref,
+        size,
+        MODEL_ENV,
+    )
+    return True
 
 
 def _without_token(exc: BaseException, options: LocalOptions) -> str:

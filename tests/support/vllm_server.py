@@ -137,6 +137,7 @@ def start_server(python: str, model_path: Path, workdir: Path) -> VllmServer:
         "TOKENIZERS_PARALLELISM": "false",
     }
     env.pop("VIRTUAL_ENV", None)
+    env.pop("PYTHONPATH", None)  # the server runs on its own environment only (not, e.g., .ci/run's MemOS beside ours)
     started = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

@@ -25,9 +25,9 @@ __all__ = [
     "run_in_budget",
 ]
 
-#: Padded document tokens per forward pass when ``batch_tokens`` is not given, by device type. CPU: the best of a
-#: sweep on a 2-core box (BENCHMARKS.md: 512 beat 2048 and 8192). CUDA: see ``default_batch_tokens``, which also
-#: scales it down on small GPUs.
+#: Padded document tokens per forward pass when ``batch_tokens`` is not given, by device type. CPU: 512, the
+#: cheapest in memory, as 512, 2048 and 8192 run within 5 % of each other with the padding-aware planner
+#: (BENCHMARKS.md). CUDA: see ``default_batch_tokens``, which also scales it down on small GPUs.
 DEFAULT_BATCH_TOKENS = {"cuda": 32768, "cpu": 512}
 #: The smallest budget the out-of-memory recovery goes down to before it gives up.
 MIN_BATCH_TOKENS = 1

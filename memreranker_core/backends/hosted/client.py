@@ -24,7 +24,7 @@ from memreranker_core.backends.hosted.chunking import EstimateCounter, TokenCoun
 from memreranker_core.backends.hosted.dialects import DIALECTS, Dialect
 from memreranker_core.backends.hosted.exact import ExactMode
 from memreranker_core.backends.hosted.exact import merge as merge_chunks
-from memreranker_core.backends.hosted.failures import Failure, call_timeout_failure, malformed
+from memreranker_core.backends.hosted.failures import Failure, malformed, time_limit_failure
 from memreranker_core.backends.hosted.options import BASE_URL_ENV, DEFAULT_BASE_URL, HostedOptions
 from memreranker_core.backends.hosted.responses import Answer, log_odds, probabilities
 from memreranker_core.backends.hosted.transport import Transport
@@ -378,7 +378,7 @@ class HostedBackend:
             return [done[number] for number in range(len(chunks))]
         if call.reason is None:
             call.stop("timeout")
-            raise call_timeout_failure(self.options.call_timeout).to_error(self._where, 1, secrets)
+            raise time_limit_failure("call_timeout", self.options.call_timeout).to_error(self._where, 1, secrets)
         call.check(self._where)
         raise failed[0]  # pragma: no cover - a stopped call always has a reason that check() raises
 

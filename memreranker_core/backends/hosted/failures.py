@@ -167,33 +167,30 @@ def _by_status(status: int, label: str, said: str) -> Failure:
     )
 
 
-def timeout_failure(read_timeout: float) -> Failure:
-    """The service did not start answering within ``read_timeout``."""
+#: The time limits of a hosted call: option -> (what happened, with the limit in seconds; worth another attempt).
+TIME_LIMITS = {
+    "read_timeout": ("no answer within read_timeout={:g}s", True),
+    "attempt_timeout": ("the answer did not finish within attempt_timeout={:g}s", True),
+    "call_timeout": ("the call did not finish within call_timeout={:g}s (retries and chunks included)", False),
+}
+
+
+def time_limit_failure(option: str, seconds: float) -> Failure:
+    """The service did not answer in time: ``option`` (one of ``TIME_LIMITS``) of ``seconds`` ran out.
+
+    ``read_timeout`` (no bytes for that long) and ``attempt_timeout`` (one attempt in whole: a slow or trickling
+    answer) are retried; ``call_timeout`` (the whole call) never is.
+
+    Example:
+        >>> time_limit_failure("call_timeout", 600).retryable
+        False
+    """
+    what, retryable = TIME_LIMITS[option]
     return Failure(
         ServiceTimeoutError,
-        True,
-        f"no answer within read_timeout={read_timeout:g}s",
-        f"raise read_timeout, {_LIMITS_HINT}, or check the service's load",
-    )
-
-
-def attempt_timeout_failure(attempt_timeout: float) -> Failure:
-    """The answer did not finish within ``attempt_timeout`` (a slow or trickling body)."""
-    return Failure(
-        ServiceTimeoutError,
-        True,
-        f"the answer did not finish within attempt_timeout={attempt_timeout:g}s",
-        f"raise attempt_timeout, {_LIMITS_HINT}, or check the service's load",
-    )
-
-
-def call_timeout_failure(call_timeout: float) -> Failure:
-    """The whole call ran out of time (``call_timeout``); never retried."""
-    return Failure(
-        ServiceTimeoutError,
-        False,
-        f"the call did not finish within call_timeout={call_timeout:g}s (retries and chunks included)",
-        f"raise call_timeout, {_LIMITS_HINT}, or check the service's load",
+        retryable,
+        what.format(seconds),
+        f"raise {option}, {_LIMITS_HINT}, or check the service's load",
     )
 
 

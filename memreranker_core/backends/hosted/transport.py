@@ -41,11 +41,9 @@ from typing import Any
 from memreranker_core.backends.hosted.calls import Call
 from memreranker_core.backends.hosted.failures import (
     Failure,
-    attempt_timeout_failure,
-    call_timeout_failure,
     cancelled,
     connection_failure,
-    timeout_failure,
+    time_limit_failure,
     too_large,
 )
 from memreranker_core.backends.hosted.responses import Answer, read_response
@@ -233,7 +231,7 @@ class Transport:
         """One HTTP exchange, bounded in whole: the service's answer, or the ``Failure`` it amounts to."""
         limit = min(self.attempt_timeout, call.remaining())
         if limit <= 0:
-            return call_timeout_failure(call.deadline_s)
+            return time_limit_failure("call_timeout", call.deadline_s)
         by_call = limit < self.attempt_timeout
         exchange = Exchange()
         watchdog = threading.Timer(limit, exchange.abort, ("deadline",))
@@ -250,7 +248,11 @@ class Transport:
         if isinstance(outcome, Answer) or exchange.reason is None or outcome.already_retried:
             return outcome  # a whole answer counts even at the deadline; so does urllib3 giving up on connecting
         if exchange.reason == "deadline":
-            return call_timeout_failure(call.deadline_s) if by_call else attempt_timeout_failure(self.attempt_timeout)
+            return (
+                time_limit_failure("call_timeout", call.deadline_s)
+                if by_call
+                else time_limit_failure("attempt_timeout", self.attempt_timeout)
+            )
         return cancelled("the call was stopped while a request was in flight")
 
     def _exchange(
@@ -292,7 +294,7 @@ class Transport:
             detail = f"could not connect within connect_timeout={self.connect_timeout:g}s"
             return connection_failure(detail, False, already_retried=True)
         except requests.exceptions.ReadTimeout:
-            return timeout_failure(self.read_timeout)
+            return time_limit_failure("read_timeout", self.read_timeout)
         except requests.exceptions.ProxyError:
             return connection_failure("the proxy refused or failed the connection; check proxies / HTTPS_PROXY", True)
         except requests.exceptions.SSLError:
@@ -304,7 +306,7 @@ class Transport:
             return connection_failure("the connection was dropped in the middle of the answer", True)
         except requests.exceptions.ConnectionError as exc:
             if _is_read_timeout(exc):
-                return timeout_failure(self.read_timeout)
+                return time_limit_failure("read_timeout", self.read_timeout)
             if _connect_was_retried(exc):
                 return connection_failure("could not connect to the service", False, already_retried=True)
             return connection_failure("the connection was dropped before the answer", True)

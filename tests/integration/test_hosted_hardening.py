@@ -12,6 +12,7 @@ import threading
 import pytest
 
 from memreranker_core import MemReranker, errors
+from tests.support.memories import HOSTED_DOCS, HOSTED_QUERY
 from tests.support.rerank_server import (
     Fault,
     RecordingListener,
@@ -21,16 +22,7 @@ from tests.support.rerank_server import (
 )
 
 KEY = "sk-test-SECRET-4242"
-QUERY = "Where did Caroline go last week?"
-DOCS = [
-    "Caroline went to an LGBTQ support group last week.",
-    "Melanie painted a lake at sunrise.",
-    "Caroline said the group was where she felt at home.",
-    "It rained all day in the city.",
-    "Melanie and Caroline went to a pottery class.",
-    "The dog chased the ball in the park.",
-    "Last week Caroline went hiking with friends.",
-]
+QUERY, DOCS = HOSTED_QUERY, HOSTED_DOCS
 #: A generous guard against a hang (never a timing threshold: a correct run ends long before it).
 HANG_GUARD_S = 60
 

@@ -12,19 +12,11 @@ import pytest
 
 from memreranker_core import MemReranker, errors
 from memreranker_core.prompt import hosted_query_text
+from tests.support.memories import HOSTED_DOCS, HOSTED_QUERY
 from tests.support.rerank_server import DIALECT_PATHS, Fault, RerankServer, overlap_score
 
 KEY = "sk-test-SECRET-42"
-QUERY = "Where did Caroline go last week?"
-DOCS = [
-    "Caroline went to an LGBTQ support group last week.",
-    "Melanie painted a lake at sunrise.",
-    "Caroline said the group was where she felt at home.",
-    "It rained all day in the city.",
-    "Melanie and Caroline went to a pottery class.",
-    "The dog chased the ball in the park.",
-    "Last week Caroline went hiking with friends.",
-]
+QUERY, DOCS = HOSTED_QUERY, HOSTED_DOCS
 STYLES = sorted(DIALECT_PATHS)
 
 

@@ -23,7 +23,7 @@ from langchain_memreranker import MemRerankerCompressor
 from memreranker_core import MemReranker
 from memreranker_core.documents import render_document
 from memreranker_core.errors import ConfigurationError, InvalidInputError
-from tests.support import adapters
+from tests.support import adapters, memories
 from tests.support.memories import MEMORIES, QUERY, SECRET
 
 
@@ -101,13 +101,7 @@ async def test_metadata_fields_and_a_template_reach_the_model_on_both_backends(s
         metadata_separator=": ",
     )
     result = await compressor.acompress_documents(documents, QUERY)
-    sent = [
-        "[8 May 2023] Caroline: Caroline went to the LGBTQ support group yesterday.",
-        "[8 May 2023] Melanie: Melanie painted a sunrise over the lake.",
-        "[25 May 2023] Caroline: Caroline is researching adoption agencies.",
-        "[25 May 2023] Melanie: Melanie ran a charity race for mental health.",
-        "[9 June 2023] It rained all weekend, so we stayed in and played board games.",
-    ]
+    sent = memories.TEMPLATED_TEXTS  # the template over the memories, speaker prepended
     if scoring_backend.server is not None:
         assert scoring_backend.server.requests[-1]["documents"] == sent  # exactly these texts left the machine
     expected = adapters.ranking([d.id for d in documents], scoring_backend.scores(sent))

@@ -25,7 +25,7 @@ from llama_index.postprocessor.memreranker import MemRerankerPostprocessor
 from memreranker_core import MemReranker
 from memreranker_core.documents import render_document
 from memreranker_core.errors import ConfigurationError, InvalidInputError
-from tests.support import adapters
+from tests.support import adapters, memories
 from tests.support.memories import MEMORIES, QUERY, SECRET
 
 
@@ -121,13 +121,7 @@ def test_metadata_fields_and_a_template_reach_the_model_on_both_backends(scoring
     )
     nodes = make_nodes()
     out = postprocessor.postprocess_nodes(nodes, query_str=QUERY)
-    sent = [
-        "[8 May 2023] Caroline: Caroline went to the LGBTQ support group yesterday.",
-        "[8 May 2023] Melanie: Melanie painted a sunrise over the lake.",
-        "[25 May 2023] Caroline: Caroline is researching adoption agencies.",
-        "[25 May 2023] Melanie: Melanie ran a charity race for mental health.",
-        "[9 June 2023] It rained all weekend, so we stayed in and played board games.",
-    ]
+    sent = memories.TEMPLATED_TEXTS  # the template over the memories, speaker prepended
     if scoring_backend.server is not None:
         assert scoring_backend.server.requests[-1]["documents"] == sent  # exactly these texts left the machine
     expected = adapters.ranking([n.node.node_id for n in nodes], scoring_backend.scores(sent))

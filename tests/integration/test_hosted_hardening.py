@@ -284,21 +284,11 @@ async def _cancel_after_first_request(server: RerankServer, gate: Gate, awaitabl
 
 
 @pytest.mark.parametrize("concurrency", [1, 2], ids=["sequential", "concurrent"])
-async def test_a_cancelled_call_in_run_in_thread_sends_no_more_requests(concurrency):
-    from memreranker_core.backends.hosted import run_in_thread
-
+async def test_a_cancelled_arerank_sends_no_more_requests(concurrency):
     gate = Gate()
     with RerankServer(gate, api_key=KEY) as server:
         rr = hosted(server, max_documents_per_request=2, max_concurrency=concurrency)  # 4 chunks
-        await _cancel_after_first_request(server, gate, run_in_thread(rr.rerank, QUERY, DOCS))
+        await _cancel_after_first_request(server, gate, rr.arerank(QUERY, DOCS))
         assert 1 <= len(server.requests) <= concurrency  # only what was already in flight when it was cancelled
         assert rr.backend.stats()["retries"] == 0
         assert rr.score(QUERY, DOCS) == pytest.approx(overlap_score(QUERY, DOCS), rel=1e-12)  # still usable
-
-
-async def test_a_cancelled_arerank_sends_no_more_requests():
-    gate = Gate()
-    with RerankServer(gate, api_key=KEY) as server:
-        rr = hosted(server, max_documents_per_request=2, max_concurrency=1)
-        await _cancel_after_first_request(server, gate, rr.arerank(QUERY, DOCS))
-        assert len(server.requests) == 1

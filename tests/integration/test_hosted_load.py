@@ -133,4 +133,5 @@ async def test_200_concurrent_calls_with_random_faults_never_return_a_wrong_scor
     assert tally.calls == 2 * CALLS_PER_MODE
     assert tally.ok + sum(tally.errors.values()) == tally.calls
     assert sum(faults.values()) > 0 and retries > 0 and tally.ok > 0
-    assert sum(s["requests"] for s in stats) == received  # every request the server saw was counted
+    started, aborted = sum(s["requests"] for s in stats), sum(s["aborted"] for s in stats)
+    assert started - aborted <= received <= started  # every request the server saw was counted; no hidden retries

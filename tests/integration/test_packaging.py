@@ -20,6 +20,7 @@ IMPORTS = [
     "from haystack_integrations.components.rankers.memreranker import MemRerankerRanker",
     "from mem0_memreranker import MemRerankerMem0, register",
     "from graphiti_memreranker import MemRerankerCrossEncoder",
+    "from agno_memreranker import MemRerankerAgno",
     # memos_memreranker: MemOS is not in the test environment (it pins openai<2); its files are checked below.
 ]
 
@@ -53,7 +54,7 @@ def test_wheel_holds_every_package_with_namespace_levels_left_open(wheel):
         "memreranker_core/py.typed",
         "memreranker_core/backends/local/backend.py",
         "memreranker_core/backends/local/options.py",
-        "memreranker_core/backends/hosted/client.py",
+        "memreranker_core/backends/hosted/backend.py",
         "memreranker_core/backends/hosted/options.py",
         "memreranker_core/cli/__init__.py",
         "memreranker_core/prompt_tokens.py",
@@ -64,6 +65,7 @@ def test_wheel_holds_every_package_with_namespace_levels_left_open(wheel):
         "graphiti_memreranker/py.typed",
         "memos_memreranker/reranker.py",
         "memos_memreranker/py.typed",
+        "agno_memreranker/py.typed",
     ):
         assert required in names, f"{required} missing from the wheel"
     for namespace in (

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from memreranker_core import MemReranker, errors
-from memreranker_core.backends.hosted.client import DEFAULT_BASE_URL, HostedBackend
+from memreranker_core.backends.hosted.backend import HostedBackend
+from memreranker_core.backends.hosted.options import DEFAULT_BASE_URL
 from memreranker_core.types import ScoreRequest
 from tests.support.rerank_server import RerankServer
 
@@ -29,7 +30,7 @@ def test_defaults_are_the_memos_service_and_model():
     assert backend.model == "memos-reranker-4b"
     assert backend.api_style == "memos"
     assert backend.max_documents_per_request == 100
-    assert backend.max_request_tokens == 8000
+    assert backend.options.max_request_tokens == 8000
 
 
 def test_base_url_comes_from_memos_base_url(monkeypatch):
@@ -45,7 +46,7 @@ def test_other_styles_send_no_model_unless_given_and_have_their_own_document_cap
 
 def test_options_given_as_none_take_their_defaults():
     backend = HostedBackend(api_key=None, base_url=None, api_style=None, read_timeout=None, oversize=None)
-    assert backend.read_timeout == 30.0 and backend.oversize == "truncate"
+    assert backend.options.read_timeout == 30.0 and backend.options.oversize == "truncate"
 
 
 @pytest.mark.parametrize(
@@ -88,12 +89,12 @@ def test_unknown_options_are_refused_through_the_core():
 def test_plain_http_to_another_host_needs_allow_insecure_http(url):
     with pytest.raises(errors.ConfigurationError, match="allow_insecure_http=True"):
         HostedBackend(base_url=url, api_style="vllm")
-    assert HostedBackend(base_url=url, api_style="vllm", allow_insecure_http=True).base_url == url
+    assert HostedBackend(base_url=url, api_style="vllm", allow_insecure_http=True).options.base_url == url
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:8000", "http://[::1]:8000"])
 def test_plain_http_to_loopback_is_allowed(url):
-    assert HostedBackend(base_url=url, api_style="vllm").base_url == url
+    assert HostedBackend(base_url=url, api_style="vllm").options.base_url == url
 
 
 def test_a_missing_key_is_reported_at_call_time_not_at_construction():

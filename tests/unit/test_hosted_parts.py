@@ -20,6 +20,7 @@ from memreranker_core.backends.hosted.failures import (
     redact,
     service_words,
 )
+from memreranker_core.backends.hosted.options import HostedOptions
 from memreranker_core.backends.hosted.responses import Answer, log_odds, parse_retry_after, probabilities, read_response
 from memreranker_core.backends.hosted.transport import MAX_RETRY_AFTER, Transport
 
@@ -247,7 +248,7 @@ def test_retry_after_reads_seconds_fractions_and_http_dates():
 
 
 def test_backoff_grows_exponentially_with_jitter_and_honours_retry_after():
-    transport = Transport(connect_timeout=1, read_timeout=1, max_retries=5, backoff_factor=1.0, pool_size=2)
+    transport = Transport(HostedOptions.from_given({"max_retries": 5, "backoff_factor": 1.0}), loopback=True)
     for attempt in (1, 2, 3, 4):
         delays = {transport.backoff_delay(attempt, None) for _ in range(20)}
         base = 2 ** (attempt - 1)

@@ -86,7 +86,7 @@ def _modules_after(code: str, *args: str) -> set[str]:
 
 def test_hosted_scoring_imports_no_local_backend_module_and_no_torch():
     loaded = _modules_after(HOSTED_PROBE)
-    assert "memreranker_core.backends.hosted.client" in loaded, "the probe must have used the hosted backend"
+    assert "memreranker_core.backends.hosted.backend" in loaded, "the probe must have used the hosted backend"
     local = sorted(
         m for m in loaded if m == "memreranker_core.backends.local" or m.startswith("memreranker_core.backends.local.")
     )

@@ -5,11 +5,11 @@ per job:
 
 =============  ==============================================================================================
 ``options``    ``HostedOptions``: every hosted setting, declared once
-``client``     ``HostedBackend``: the ``ScoringBackend`` (key, chunks sent concurrently, merge)
-``urls``       ``base_url`` parsed once, as the transport reads it; the plain-http guard; the shown URL
-``calls``      one call in flight: its deadline, its stop signal (``close()``, async cancellation)
-``transport``  one pooled ``requests`` session, time and size limits, retries with backoff and ``Retry-After``
-``watchdog``   an attempt's handle on its socket: a deadline, ``close()`` or a cancellation shuts it down
+``backend``    ``HostedBackend``: the ``ScoringBackend`` (key, plan, requests of a call at once, one merge)
+``urls``       ``base_url`` parsed once, with the HTTP client's parser; the plain-http guard; the shown URL
+``loop``       the backend's one event loop thread: sync and async calls run the same coroutine there
+``calls``      one call in flight: its deadline, its task, why it was stopped (``close()``, cancellation)
+``transport``  one pooled ``httpx.AsyncClient``, time and size limits, the one retry layer, log redaction
 ``dialects``   each service's request: path, auth header, body
 ``responses``  one answer read in one place: ``Answer`` or ``Failure``, then probabilities or ``Failure``
 ``failures``   ``Failure``: statuses and body codes mapped to typed errors and retry decisions; redaction
@@ -27,10 +27,9 @@ from typing import Any
 #: public name -> module (relative to this package) that defines it
 _EXPORTS = {
     "HostedOptions": "options",
-    "HostedBackend": "client",
+    "HostedBackend": "backend",
     "DEFAULT_BASE_URL": "options",
     "DIALECTS": "dialects",
-    "run_in_thread": "calls",  # defined in memreranker_core.cancellation
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,13 +1,10 @@
-"""One hosted call in flight: its deadline and its stop signal (``close()``, async cancellation, a failed chunk).
+"""One hosted call in flight: its deadline, its task on the backend's loop, and why it was stopped.
 
-Every attempt and every chunk of a call checks its ``Call`` first, and waits (backoff, results of other chunks)
-through it, so that a stop wakes them at once. A call closed or cancelled also aborts the HTTP exchanges it has
-in flight (their sockets are shut down), so nothing more reaches the service for it; after a failed chunk or past
-the deadline, the other chunks stop before their next attempt.
-
-Async callers: ``memreranker_core.cancellation.run_in_thread`` is ``asyncio.to_thread`` plus a ``CancelScope``;
-when the awaiting task is cancelled, the hosted call running in the worker thread stops before its next attempt
-or chunk (``MemReranker.ascore`` / ``arerank`` run through it).
+A call runs as one task on the backend's event loop (``loop.LoopThread``); its requests are awaited inside that
+task, so stopping the task stops every wait of the call at once: a request in flight (its connection is closed),
+a backoff sleep, a wait for a free connection. ``close()`` stops each call with the reason ``"closed"`` (its caller
+gets ``CallCancelledError``); an async caller that is cancelled cancels the call's task through
+``asyncio.wrap_future``.
 
 Example:
     >>> call = Call(deadline_s=30.0)
@@ -20,29 +17,29 @@ Example:
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-from memreranker_core.cancellation import CancelScope, current_scope, run_in_thread
 from memreranker_core.errors import CallCancelledError
 
 _REASONS = {
     "closed": "the reranker was closed while this call was in flight",
     "cancelled": "the async caller was cancelled",
-    "failed": "another request of this call failed",
-    "timeout": "the call ran past call_timeout",
 }
 
-
-#: Stop reasons that also abort the exchanges in flight.
-ABORTING = frozenset({"closed", "cancelled"})
+#: ``asyncio.timeout`` (Python 3.11+), else ``anyio.fail_after`` (installed with ``httpx``): both raise
+#: ``TimeoutError`` when the block runs past its delay.
+if hasattr(asyncio, "timeout"):
+    deadline: Callable[[float], Any] = asyncio.timeout
+else:  # pragma: no cover - Python 3.10
+    from anyio import fail_after as deadline
 
 
 class Call:
-    """The state one ``score`` call shares with its chunks and attempts. Thread-safe; use it as a context manager
-    (it then also stops when the async caller that runs it through ``run_in_thread`` is cancelled).
+    """The state of one ``score`` call, shared by the thread that made it and its task on the loop. Thread-safe.
 
     Args:
         deadline_s: Seconds the whole call may take (``call_timeout``).
@@ -52,76 +49,47 @@ class Call:
         self.deadline = time.monotonic() + deadline_s
         self.deadline_s = deadline_s
         self.reason: str | None = None
-        self.condition = threading.Condition()
-        self._aborts: set[Callable[[], None]] = set()
-        self._scope = current_scope()
-
-    def __enter__(self) -> Call:
-        if self._scope is not None:
-            self._scope.enter(self)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._scope is not None:
-            self._scope.leave(self)
-        with self.condition:
-            self._aborts.clear()
+        self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
 
     @property
     def stopped(self) -> bool:
-        """Whether the call was stopped (closed, cancelled, past its deadline handling, or a chunk failed)."""
+        """Whether the call was stopped (closed or cancelled)."""
         return self.reason is not None
 
     def remaining(self) -> float:
         """Seconds left before the call's deadline (negative once it has passed)."""
         return self.deadline - time.monotonic()
 
+    def started(self) -> None:
+        """Record the running task as this call's (call it from the task); stopped already: cancel it now."""
+        task = asyncio.current_task()
+        with self._lock:
+            self._task, self._loop = task, asyncio.get_running_loop()
+            stopped = self.reason is not None
+        if stopped and task is not None:
+            task.cancel()
+
     def stop(self, reason: str) -> None:
-        """Stop the call: wake its waits; when it was closed or cancelled, also abort its exchanges in flight
-        (after a failed chunk or past the deadline, they end on their own and are discarded). The first reason
-        is kept."""
-        with self.condition:
+        """Stop the call from any thread: cancel its task (the first reason is kept)."""
+        with self._lock:
             if self.reason is None:
                 self.reason = reason
-            aborts = list(self._aborts) if reason in ABORTING else []
-            self.condition.notify_all()
-        for abort in aborts:
-            abort()
+            task, loop = self._task, self._loop
+        if task is not None and loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(task.cancel)
+            except RuntimeError:  # the loop closed meanwhile: the task is gone with it
+                pass
 
-    def check(self, where: str) -> None:
-        """Raise ``CallCancelledError`` once the call was stopped, whatever the reason."""
-        reason = self.reason
-        if reason is not None:
-            raise CallCancelledError(
-                f"{_REASONS.get(reason, reason)}; nothing more was sent to {where}. Call again: a closed reranker "
-                "opens a new session on its next call"
-            )
-
-    def sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` unless the call stops first; return whether it is still running."""
-        end = time.monotonic() + seconds
-        with self.condition:
-            while self.reason is None:
-                left = end - time.monotonic()
-                if left <= 0:
-                    return True
-                self.condition.wait(left)
-        return False
-
-    def on_stop(self, abort: Callable[[], None]) -> Callable[[], None]:
-        """Register ``abort`` to run if the call is closed or cancelled; returns the function that unregisters it."""
-        with self.condition:
-            if self.reason is None:
-                self._aborts.add(abort)
-                return functools.partial(self._discard, abort)
-            aborting = self.reason in ABORTING
-        if aborting:
-            abort()
-        return lambda: None
-
-    def _discard(self, abort: Callable[[], None]) -> None:
-        with self.condition:
-            self._aborts.discard(abort)
+    def cancelled_error(self, where: str) -> CallCancelledError:
+        """The error a stopped call's caller gets."""
+        what = _REASONS.get(self.reason or "closed", self.reason)
+        return CallCancelledError(
+            f"{what}; nothing more was sent to {where}. Call again: a closed reranker opens a new session on its "
+            "next call"
+        )
 
 
-__all__ = ["Call", "CancelScope", "current_scope", "run_in_thread"]
+__all__ = ["Call", "deadline"]

@@ -39,6 +39,9 @@ DEFAULT_API_STYLE = "memos"
 MAX_SECONDS = 3600.0
 MAX_RETRIES = 20
 MAX_CONCURRENCY = 64
+#: Enough for 100 concurrent single-request callers without a queue; at most this many connections are kept open.
+DEFAULT_MAX_CONNECTIONS = 128
+MAX_CONNECTIONS = 4096
 MAX_BACKOFF_FACTOR = 60.0
 #: The exact mode's default ``max_length``: the local backend's, so both cut a long document at the same token.
 EXACT_MAX_LENGTH = 8192
@@ -160,6 +163,13 @@ class HostedOptions(BackendOptions):
     )
     max_concurrency: int = option(
         4, check=whole(1, MAX_CONCURRENCY), cli_type=int, help="hosted: requests of one call in flight at once"
+    )
+    max_connections: int = option(
+        DEFAULT_MAX_CONNECTIONS,
+        check=whole(1, MAX_CONNECTIONS),
+        cli_type=int,
+        help="hosted: requests of the whole reranker in flight at once, every call and caller together "
+        "(connections kept open)",
     )
     max_request_tokens: int = option(
         8000,

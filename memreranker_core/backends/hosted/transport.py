@@ -1,54 +1,66 @@
-"""The HTTP side of the hosted backend: one pooled ``requests`` session, time limits, size limit and retries.
+"""The HTTP side of the hosted backend: one ``httpx.AsyncClient``, time and size limits, the one retry layer.
 
-Two layers retry, each where it can decide:
+Every request runs on the backend's event loop (``loop.LoopThread``), for sync and async callers alike, so every
+wait below is an ``await`` that a deadline, ``close()`` or a cancellation cuts at once:
 
-- ``urllib3``'s ``Retry`` (mounted on the session) retries *connection establishment* (refused, DNS, connect
-  timeout), where the request never left and trying again is always safe.
-- ``Transport.post_json`` retries what needs the answer to decide: timeouts, connections dropped before or during
-  the answer, HTTP 408, 429 and 5xx, and service body codes that mean "rate limited" or "server error" (which the
-  Memos API sends with HTTP 200). It waits ``backoff_factor * 2**(attempt - 1)`` seconds with jitter (half to all
-  of it), capped at 20 s, and at least what ``Retry-After`` asks for; a ``Retry-After`` over 60 s, or a wait that
-  would pass the call's deadline, ends the call at once. Other 4xx and untrustworthy answers are never retried.
+- **Retries** happen here and only here (``httpx`` makes none): timeouts, connections refused or dropped before
+  or during the answer, HTTP 408, 429 and 5xx, and service body codes that mean "rate limited" or "server error"
+  (which the Memos API sends with HTTP 200). Before attempt ``n + 1`` it waits ``backoff_factor * 2**(n - 1)``
+  seconds with jitter (half to all of it), capped at 20 s, and at least what ``Retry-After`` asks for; a
+  ``Retry-After`` over 60 s, or a wait that would pass the call's deadline, ends the call at once with the last
+  failure. Other 4xx and untrustworthy answers are never retried.
+- **One attempt** is bounded by ``connect_timeout`` (connecting), ``read_timeout`` (each wait for bytes) and, in
+  whole, by ``attempt_timeout`` and the call's deadline, whichever comes first: a server that trickles its answer
+  a byte at a time cannot hold a call. The answer is streamed and refused past ``max_response_bytes`` once
+  decoded (a small gzip body cannot expand into memory).
+- **Connections**: at most ``max_connections`` requests of the whole backend are in flight at once (every call
+  and caller together); a request waits for a free one within its call's deadline. ``max_concurrency`` (per call)
+  is applied by the backend.
 
-Limits of one attempt: ``read_timeout`` for each wait on the socket, and ``attempt_timeout`` for the whole
-exchange: a watchdog shuts the attempt's socket down at its deadline, so a server that trickles its answer (or its
-headers) a byte at a time cannot hold a call. The answer is streamed and refused past ``max_response_bytes`` once
-decoded (a small gzip body cannot expand into memory). Closing the backend or cancelling the async caller aborts
-the exchanges in flight the same way (see ``calls``).
+Proxies: explicit ``proxies`` (``requests``-style keys: ``https``, ``http``, ``all``, ``scheme://host``,
+``no_proxy``) are resolved once for the one host this backend talks to. Otherwise the environment's
+(``HTTPS_PROXY``, ``NO_PROXY``, ...) apply, except for a loopback ``base_url``, which never goes through an
+environment proxy (it would receive the key and the memories meant for this machine). Redirects are never followed.
 
-Proxies: explicit ``proxies`` are used as given. Otherwise the environment's (``HTTPS_PROXY``, ``NO_PROXY``, ...)
-apply, except for a loopback ``base_url``, which never goes through an environment proxy (it would receive the key
-and the memories meant for this machine).
-
-The session is shared by every thread; requests and urllib3's pool are safe for concurrent ``post`` calls.
+Secrets stay out of the HTTP library's logs too: ``httpx`` logs each request's URL (with its query, which may hold a
+credential) and ``httpcore`` logs response headers at DEBUG; a filter on those loggers removes every secret this
+process's hosted backends send (the key, extra header values, the URL's query) from their records.
 
 Example:
-    >>> transport = Transport(connect_timeout=5, read_timeout=30, max_retries=3, backoff_factor=0.5, pool_size=8)
+    >>> from memreranker_core.backends.hosted.options import HostedOptions
+    >>> transport = Transport(HostedOptions.from_given({}), loopback=False)
     >>> transport.stats()
-    {'requests': 0, 'retries': 0, 'failures': 0}
+    {'requests': 0, 'retries': 0, 'failures': 0, 'aborted': 0}
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
 import json
 import logging
 import random
+import ssl
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Any
+import weakref
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
-from memreranker_core.backends.hosted.calls import Call
+from memreranker_core.backends.hosted.calls import Call, deadline
 from memreranker_core.backends.hosted.failures import (
     Failure,
-    cancelled,
     connection_failure,
+    redact,
     time_limit_failure,
     too_large,
 )
 from memreranker_core.backends.hosted.responses import Answer, read_response
-from memreranker_core.backends.hosted.watchdog import Exchange, watched_adapter_class
 from memreranker_core.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from memreranker_core.backends.hosted.options import HostedOptions
 
 logger = logging.getLogger(__name__)
 
@@ -56,119 +68,99 @@ logger = logging.getLogger(__name__)
 BACKOFF_MAX = 20.0
 #: A ``Retry-After`` longer than this ends the call instead of waiting.
 MAX_RETRY_AFTER = 60.0
-#: Bytes read from the socket at a time.
-READ_CHUNK = 64 * 1024
-#: ``max_response_bytes`` when none is given.
-DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+#: The loggers of the HTTP library whose records may carry a URL's query or a response header.
+HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
 
 
 class Transport:
-    """Posts JSON to a ``/rerank`` endpoint with time and size limits, retries and error mapping. Thread-safe.
+    """Posts JSON to one service with time and size limits, retries and error mapping. Runs on one event loop.
 
     Args:
-        connect_timeout: Seconds to establish a connection.
-        read_timeout: Seconds to wait for the next bytes of the answer.
-        max_retries: Extra attempts after the first.
-        backoff_factor: Base of the exponential backoff, in seconds.
-        pool_size: Connections kept open per host.
-        attempt_timeout: Seconds one attempt may take in whole (default ``connect_timeout + 2 * read_timeout``).
-        max_response_bytes: Largest decoded answer accepted.
-        proxies: ``requests``-style proxies; ``None``: the environment's (``HTTPS_PROXY``, ``NO_PROXY``, ...).
-        verify: ``requests``' ``verify``: ``True``, ``False`` or a CA bundle path.
-        no_proxy: A host that must never go through an environment proxy (the loopback service's own host).
+        options: The backend's ``HostedOptions``: every limit is read from it.
+        loopback: Whether the service is on this machine (then no environment proxy is used).
+        host: The service's host, for ``proxies``' per-host keys and ``no_proxy``.
+        scheme: The service's scheme, for ``proxies``' keys.
     """
 
-    def __init__(
-        self,
-        *,
-        connect_timeout: float,
-        read_timeout: float,
-        max_retries: int,
-        backoff_factor: float,
-        pool_size: int,
-        attempt_timeout: float | None = None,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        proxies: Mapping[str, str] | None = None,
-        verify: bool | str = True,
-        no_proxy: str | None = None,
-    ) -> None:
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.attempt_timeout = attempt_timeout if attempt_timeout is not None else connect_timeout + 2 * read_timeout
-        self.max_retries = max_retries
-        self.backoff_factor = backoff_factor
-        self.pool_size = pool_size
-        self.max_response_bytes = max_response_bytes
-        if proxies:
-            self.proxies: dict[str, str] | None = dict(proxies)
-        else:  # requests then reads the environment's proxies, minus this host
-            self.proxies = {"no_proxy": no_proxy} if no_proxy else None
-        self.verify = verify
-        self._session: Any = None
+    def __init__(self, options: HostedOptions, *, loopback: bool, host: str = "", scheme: str = "https") -> None:
+        self.options = options
+        self.loopback = loopback
+        self.proxy = pick_proxy(dict(options.proxies), scheme, host) if options.proxies else None
+        self._client: httpx.AsyncClient | None = None
+        self._slots: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
         self._random = random.Random()
-        self._stats = {"requests": 0, "retries": 0, "failures": 0}
+        self._stats = {"requests": 0, "retries": 0, "failures": 0, "aborted": 0}
+        self._secrets: set[str] = set()
+        LOG_REDACTOR.watch(self)
 
-    # ----------------------------------------------------------------- session
-    def session(self) -> Any:
-        """The shared ``requests.Session``, created on first use."""
-        with self._lock:
-            if self._session is None:
-                self._session = self._new_session()
-            return self._session
+    # ----------------------------------------------------------------- the client (on the loop)
+    def client(self) -> httpx.AsyncClient:
+        """The pooled client of the running loop, opened on first use (call it on the loop)."""
+        if self._client is None:
+            import httpx
 
-    def _new_session(self) -> Any:
-        import requests
-        from urllib3.util.retry import Retry
+            options = self.options
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(
+                    connect=options.connect_timeout, read=options.read_timeout, write=options.read_timeout, pool=None
+                ),
+                limits=httpx.Limits(
+                    max_connections=options.max_connections, max_keepalive_connections=options.max_connections
+                ),
+                verify=tls_context(options.verify),
+                proxy=self.proxy,
+                trust_env=not self.loopback and not options.proxies,
+                follow_redirects=False,
+            )
+            self._slots = asyncio.Semaphore(options.max_connections)
+        return self._client
 
-        settings: dict[str, Any] = dict(
-            total=None,
-            connect=self.max_retries,
-            read=False,
-            status=0,
-            other=0,
-            redirect=False,
-            backoff_factor=self.backoff_factor,
-            respect_retry_after_header=False,
-            raise_on_status=False,
-            raise_on_redirect=False,
-        )
-        try:
-            retry = Retry(**settings, backoff_max=BACKOFF_MAX, backoff_jitter=self.backoff_factor / 2)
-        except TypeError:  # urllib3 1.26 has neither argument
-            retry = Retry(**settings)
-        adapter = watched_adapter_class()(pool_connections=4, pool_maxsize=self.pool_size, max_retries=retry)
-        session = requests.Session()
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
-
-    def close(self) -> None:
-        """Close pooled connections; the next call opens a new session."""
-        with self._lock:
-            session, self._session = self._session, None
-        if session is not None:
-            session.close()
+    async def aclose(self) -> None:
+        """Close the pooled connections (on the loop); the next request opens a new client."""
+        client, self._client, self._slots = self._client, None, None
+        if client is not None:
+            await client.aclose()
 
     def stats(self) -> dict[str, int]:
-        """Counts since creation: HTTP requests sent, retries made, calls that failed after retries."""
+        """Counts since creation: HTTP requests started, retries made, requests that failed after their retries,
+        and requests aborted in flight (their call was cancelled, closed, past its deadline, or another request of
+        it failed): the service may or may not have received those."""
         with self._lock:
             return dict(self._stats)
+
+    def secrets(self) -> frozenset[str]:
+        """Every secret this transport has sent (for the log filter)."""
+        with self._lock:
+            return frozenset(self._secrets)
+
+    def remember(self, secrets: Sequence[str | None]) -> None:
+        """Add ``secrets`` to what the HTTP library's log records are cleaned of."""
+        with self._lock:
+            self._secrets.update(secret for secret in secrets if secret)
 
     def _count(self, name: str) -> None:
         with self._lock:
             self._stats[name] += 1
 
-    # ----------------------------------------------------------------- calls
-    def post_json(
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[httpx.AsyncClient]:
+        """A connection slot of ``max_connections`` (waits for one), and the client."""
+        client = self.client()
+        assert self._slots is not None
+        async with self._slots:
+            yield client
+
+    # ----------------------------------------------------------------- requests
+    async def post_json(
         self,
         url: str,
         body: Any,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         *,
         where: str,
+        call: Call,
         secrets: Sequence[str | None] = (),
-        call: Call | None = None,
     ) -> Answer:
         """POST ``body`` as JSON and return the service's answer, retrying what may succeed on another attempt.
 
@@ -177,46 +169,49 @@ class Transport:
             body: JSON-serializable request body.
             headers: Request headers (the key travels here, never in messages).
             where: The URL as shown in messages (no credentials).
+            call: The call this request belongs to (its deadline).
             secrets: The API key and other secrets, removed from every message.
-            call: The call this request belongs to (deadline, stop signal); default a fresh one.
 
         Raises:
-            HostedBackendError: A subclass saying what failed, after the retries it deserved
-                (``CallCancelledError`` when the call was closed or cancelled).
+            HostedBackendError: A subclass saying what failed, after the retries it deserved.
         """
-        if call is None:  # a request on its own: its deadline is what its attempts and waits may take at most
-            call = Call((self.max_retries + 1) * self.attempt_timeout + self.max_retries * MAX_RETRY_AFTER)
         data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        session = self.session()
+        try:
+            sent = {name: value.encode("latin-1") for name, value in headers.items()}
+        except UnicodeEncodeError:  # the value (a key) is not repeated
+            raise Failure(
+                AuthenticationError,
+                False,
+                "a request header (the API key or an extra header) holds characters HTTP cannot carry",
+                "copy the key again: keys are plain ASCII",
+            ).to_error(where, 1, secrets) from None
         attempt = 0
         while True:
-            call.check(where)
             attempt += 1
-            outcome = self._attempt(session, url, data, headers, call, secrets)
+            async with self._slot() as client:
+                outcome = await self._attempt(client, url, data, sent, call, secrets)
             if isinstance(outcome, Answer):
                 return outcome
-            call.check(where)
-            attempts = attempt + (self.max_retries if outcome.already_retried else 0)
             delay = self.backoff_delay(attempt, outcome.retry_after) if outcome.retryable else None
             if delay is not None and delay >= call.remaining():
                 delay = None  # the wait would pass the call's deadline: this failure is the answer
-            if delay is None or attempt > self.max_retries:
+            if delay is None or attempt > self.options.max_retries:
                 self._count("failures")
-                raise outcome.to_error(where, attempts, secrets) from None
+                raise outcome.to_error(where, attempt, secrets)
             self._count("retries")
             logger.warning(
                 "rerank request to %s failed: %s; retry %d of %d in %.3f s",
                 where,
-                outcome.what,
+                redact(outcome.what, secrets),
                 attempt,
-                self.max_retries,
+                self.options.max_retries,
                 delay,
             )
-            call.sleep(delay)
+            await asyncio.sleep(delay)
 
     def backoff_delay(self, attempt: int, retry_after: float | None) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``; ``None`` when ``Retry-After`` asks for too long."""
-        base = min(BACKOFF_MAX, self.backoff_factor * 2 ** (attempt - 1))
+        base = min(BACKOFF_MAX, self.options.backoff_factor * 2 ** (attempt - 1))
         with self._lock:
             delay = base * (0.5 + 0.5 * self._random.random())
         if retry_after is not None:
@@ -225,99 +220,61 @@ class Transport:
             delay = max(delay, retry_after)
         return delay
 
-    def _attempt(
-        self, session: Any, url: str, data: bytes, headers: dict[str, str], call: Call, secrets: Sequence[str | None]
-    ) -> Answer | Failure:
-        """One HTTP exchange, bounded in whole: the service's answer, or the ``Failure`` it amounts to."""
-        limit = min(self.attempt_timeout, call.remaining())
-        if limit <= 0:
-            return time_limit_failure("call_timeout", call.deadline_s)
-        by_call = limit < self.attempt_timeout
-        exchange = Exchange()
-        watchdog = threading.Timer(limit, exchange.abort, ("deadline",))
-        watchdog.daemon = True
-        forget = call.on_stop(functools.partial(exchange.abort, "cancelled"))
-        self._count("requests")
-        watchdog.start()
-        try:
-            with exchange.running():
-                outcome = self._exchange(session, url, data, headers, min(limit, self.connect_timeout), limit, secrets)
-        finally:
-            watchdog.cancel()
-            forget()
-        if isinstance(outcome, Answer) or exchange.reason is None or outcome.already_retried:
-            return outcome  # a whole answer counts even at the deadline; so does urllib3 giving up on connecting
-        if exchange.reason == "deadline":
-            return (
-                time_limit_failure("call_timeout", call.deadline_s)
-                if by_call
-                else time_limit_failure("attempt_timeout", self.attempt_timeout)
-            )
-        return cancelled("the call was stopped while a request was in flight")
-
-    def _exchange(
+    async def _attempt(
         self,
-        session: Any,
+        client: httpx.AsyncClient,
         url: str,
         data: bytes,
-        headers: dict[str, str],
-        connect_timeout: float,
-        limit: float,
+        headers: Mapping[str, bytes],
+        call: Call,
         secrets: Sequence[str | None],
     ) -> Answer | Failure:
-        import requests
+        """One HTTP exchange, bounded in whole: the service's answer, or the ``Failure`` it amounts to."""
+        import httpx
 
+        options = self.options
+        limit = min(options.attempt_seconds, call.remaining())
+        if limit <= 0:
+            return time_limit_failure("call_timeout", call.deadline_s)
+        answering = False  # whether the answer's headers arrived (a drop after them is "in the middle")
+        self._count("requests")
         try:
-            response = session.post(
-                url,
-                data=data,
-                headers=headers,
-                timeout=(connect_timeout, min(self.read_timeout, limit)),
-                allow_redirects=False,
-                auth=_keep_headers,
-                stream=True,
-                proxies=self.proxies,
-                verify=self.verify,
-            )
-            try:
-                content = _read_capped(response, self.max_response_bytes)
-            finally:
-                response.close()
-        except UnicodeError:  # a header that is not Latin-1; its value (a key) is not repeated
-            return Failure(
-                AuthenticationError,
-                False,
-                "a request header (the API key or an extra header) holds characters HTTP cannot carry",
-                "copy the key again: keys are plain ASCII",
-            )
-        except requests.exceptions.ConnectTimeout:
-            detail = f"could not connect within connect_timeout={self.connect_timeout:g}s"
-            return connection_failure(detail, False, already_retried=True)
-        except requests.exceptions.ReadTimeout:
-            return time_limit_failure("read_timeout", self.read_timeout)
-        except requests.exceptions.ProxyError:
+            async with deadline(limit):
+                async with client.stream("POST", url, content=data, headers=headers) as response:
+                    answering = True
+                    content = await read_capped(response, options.max_response_bytes)
+        except asyncio.CancelledError:
+            self._count("aborted")
+            raise
+        except TimeoutError:
+            if limit < options.attempt_seconds:
+                return time_limit_failure("call_timeout", call.deadline_s)
+            return time_limit_failure("attempt_timeout", options.attempt_seconds)
+        except httpx.ConnectTimeout:
+            return connection_failure(f"could not connect within connect_timeout={options.connect_timeout:g}s", True)
+        except (httpx.ReadTimeout, httpx.WriteTimeout):
+            return time_limit_failure("read_timeout", options.read_timeout)
+        except httpx.ProxyError:
             return connection_failure("the proxy refused or failed the connection; check proxies / HTTPS_PROXY", True)
-        except requests.exceptions.SSLError:
-            return connection_failure(
-                "the TLS handshake or certificate check failed; for a private CA pass verify='/path/to/ca.pem'",
-                False,
-            )
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError):
-            return connection_failure("the connection was dropped in the middle of the answer", True)
-        except requests.exceptions.ConnectionError as exc:
-            if _is_read_timeout(exc):
-                return time_limit_failure("read_timeout", self.read_timeout)
-            if _connect_was_retried(exc):
-                return connection_failure("could not connect to the service", False, already_retried=True)
+        except httpx.ConnectError as exc:
+            if _caused_by(exc, ssl.SSLError):
+                return connection_failure(
+                    "the TLS handshake or certificate check failed; for a private CA pass verify='/path/to/ca.pem'",
+                    False,
+                )
+            return connection_failure("could not connect to the service", True)
+        except (httpx.DecodingError, httpx.TransportError) as exc:
+            if isinstance(exc, (httpx.UnsupportedProtocol, httpx.LocalProtocolError)):
+                return connection_failure(f"the request could not be sent: {type(exc).__name__}", False)
+            if answering:
+                return connection_failure("the connection was dropped in the middle of the answer", True)
             return connection_failure("the connection was dropped before the answer", True)
-        except requests.exceptions.RequestException as exc:
-            return connection_failure(f"the request could not be sent: {type(exc).__name__}", False)
         if content is None:
-            return too_large(self.max_response_bytes)
+            return too_large(options.max_response_bytes)
         return read_response(response.status_code, response.headers.get("Retry-After"), content, secrets)
 
 
-def _read_capped(response: Any, limit: int) -> bytes | None:
+async def read_capped(response: httpx.Response, limit: int) -> bytes | None:
     """The decoded body, or ``None`` as soon as it is over ``limit`` bytes (nothing more is read)."""
     declared = response.headers.get("Content-Length")
     identity = response.headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
@@ -325,7 +282,7 @@ def _read_capped(response: Any, limit: int) -> bytes | None:
         return None
     parts: list[bytes] = []
     size = 0
-    for part in response.iter_content(READ_CHUNK):
+    async for part in response.aiter_bytes():
         size += len(part)
         if size > limit:
             return None
@@ -333,33 +290,73 @@ def _read_capped(response: Any, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
-def _keep_headers(request: Any) -> Any:
-    """An explicit no-op auth, so that requests never swaps in credentials from ``~/.netrc``."""
-    return request
+def tls_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """``verify`` as ``httpx`` takes it: ``True`` (its default context), ``False``, or a context on a CA bundle
+    file or directory."""
+    if isinstance(verify, bool):
+        return verify
+    import os
+
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
 
 
-def _causes(exc: BaseException) -> list[Any]:
-    """The exception, its arguments and their ``reason`` attributes (how requests wraps urllib3 errors)."""
-    found: list[Any] = [exc]
-    for arg in exc.args:
-        found.append(arg)
-        reason = getattr(arg, "reason", None)
-        if reason is not None:
-            found.append(reason)
-    return found
+def pick_proxy(proxies: Mapping[str, str], scheme: str, host: str) -> str | None:
+    """The proxy for ``scheme://host`` from a ``requests``-style mapping, or ``None`` (``no_proxy`` names the host,
+    or no key applies).
+
+    Example:
+        >>> pick_proxy({"https": "http://proxy:3128", "no_proxy": "internal.example"}, "https", "api.example")
+        'http://proxy:3128'
+        >>> pick_proxy({"https": "http://proxy:3128", "no_proxy": "internal.example"}, "https", "internal.example")
+    """
+    bypass = [entry.strip().lower().lstrip(".") for entry in proxies.get("no_proxy", "").split(",") if entry.strip()]
+    if "*" in bypass or any(host == entry or host.endswith("." + entry) for entry in bypass):
+        return None
+    for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all"):
+        if proxies.get(key):
+            return proxies[key]
+    return None
 
 
-def _is_read_timeout(exc: BaseException) -> bool:
-    from urllib3.exceptions import ReadTimeoutError
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
-    return any(isinstance(item, ReadTimeoutError) for item in _causes(exc))
+
+class _LogRedactor(logging.Filter):
+    """Removes the secrets of every live transport from the HTTP library's log records (see the module's note)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._transports: weakref.WeakSet[Transport] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._installed = False
+
+    def watch(self, transport: Transport) -> None:
+        with self._lock:
+            self._transports.add(transport)
+            if not self._installed:
+                for name in HTTP_LOGGERS:
+                    logging.getLogger(name).addFilter(self)
+                self._installed = True
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        with self._lock:
+            secrets = [secret for transport in self._transports for secret in transport.secrets()]
+        if secrets:
+            record.msg = redact(record.getMessage(), secrets)
+            record.args = None
+        return True
 
 
-def _connect_was_retried(exc: BaseException) -> bool:
-    """True when urllib3 gave up establishing a connection (after its own retries)."""
-    from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+LOG_REDACTOR = _LogRedactor()
 
-    items = _causes(exc)
-    return any(isinstance(item, MaxRetryError) for item in items) and any(
-        isinstance(item, (NewConnectionError, ConnectTimeoutError)) for item in items
-    )
+__all__ = ["BACKOFF_MAX", "HTTP_LOGGERS", "MAX_RETRY_AFTER", "Transport", "pick_proxy", "read_capped", "tls_context"]

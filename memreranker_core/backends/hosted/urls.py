@@ -1,9 +1,9 @@
 """The service URL, parsed once with the parser the transport uses, and checked for what it will connect to.
 
-``requests`` and ``urllib3`` split a URL with ``urllib3.util.parse_url`` (RFC 3986: the authority ends at the first
-``/``, ``\\``, ``?`` or ``#``), while ``urllib.parse`` reads ``http://evil.example\\@127.0.0.1/`` as a loopback URL.
-So ``base_url`` is parsed here with ``parse_url`` only, and every later use (the plain-http guard, the endpoint, the
-URL shown in ``describe()`` and in errors) reads the host that the connection will really go to.
+Parsers disagree on odd URLs (``http://evil.example\\@127.0.0.1/`` is a loopback URL with user info for ``httpx``
+and for ``urllib.parse``, but ``evil.example`` for ``urllib3``). So ``base_url`` is parsed here with ``httpx.URL``,
+the parser of the client that sends the requests, and only with it: every later use (the plain-http guard, the
+endpoint, the URL shown in ``describe()`` and in errors) reads the host that the connection will really go to.
 
 Rules:
 
@@ -18,8 +18,8 @@ Example:
     >>> url = ServiceURL.parse("https://host:8443/v1?tenant=a", allow_insecure_http=False)
     >>> url.with_path(url.path + "/rerank"), url.public
     ('https://host:8443/v1/rerank?tenant=a', 'https://host:8443/v1')
-    >>> ServiceURL.parse("https://evil.example\\\\@127.0.0.1/v1", allow_insecure_http=False).host
-    'evil.example'
+    >>> ServiceURL.parse("https://[::1]:8443/v1", allow_insecure_http=False).netloc
+    '[::1]:8443'
 """
 
 from __future__ import annotations
@@ -60,29 +60,31 @@ class ServiceURL:
             ConfigurationError: Not an http(s) URL with a host, a bad port, user info, a fragment, or plain
                 ``http://`` to a host that is not loopback without ``allow_insecure_http``.
         """
-        from urllib3.exceptions import LocationParseError
-        from urllib3.util import parse_url
+        import httpx
 
         if not isinstance(value, str) or not value.strip():
             raise ConfigurationError(f"base_url must be a URL like {_EXAMPLE!r}, not {value!r}")
         try:
-            parts = parse_url(value.strip())
-        except (LocationParseError, ValueError):
+            parts = httpx.URL(value.strip())
+        except (httpx.InvalidURL, ValueError, TypeError):
             raise ConfigurationError(
                 f"base_url is not a URL the HTTP client can read; write it like {_EXAMPLE!r}"
             ) from None
-        scheme = (parts.scheme or "").lower()
+        scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.host:
             shown = f"{scheme}://{parts.host or ''}" if scheme else "a URL without a scheme"
             raise ConfigurationError(f"base_url must start with https:// (or http:// to loopback), got {shown!r}")
-        host = parts.host.strip("[]").lower()
-        url = cls(scheme, host, parts.port, (parts.path or "").rstrip("/"), parts.query)
-        if parts.auth is not None:
+        if parts.port is not None and not 0 < parts.port < 65536:
+            raise ConfigurationError(f"base_url has port {parts.port}, outside 1-65535")
+        query = parts.query.decode("ascii") if "?" in value else None
+        path = parts.raw_path.decode("ascii").split("?", 1)[0]
+        url = cls(scheme, parts.host.lower(), parts.port, path.rstrip("/"), query)
+        if parts.userinfo:
             raise ConfigurationError(
                 f"base_url {url.public!r} carries user info (user:password@): remove it and pass the key as "
                 "api_key=... (or extra headers=...), so that no credential sits in the URL"
             )
-        if parts.fragment is not None:
+        if parts.fragment or "#" in value:
             raise ConfigurationError(
                 f"base_url {url.public!r} has a #fragment, which never reaches the service: remove it"
             )
@@ -115,6 +117,10 @@ class ServiceURL:
             return ipaddress.ip_address(name).is_loopback
         except ValueError:
             return False
+
+    def query_secrets(self) -> tuple[str, ...]:
+        """The query as sent, which may carry a credential (``?access_token=...``): what logs must not show."""
+        return (self.query,) if self.query else ()
 
     def with_path(self, path: str) -> str:
         """The full URL for ``path`` on this service, the query kept after it."""

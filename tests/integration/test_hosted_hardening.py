@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 import threading
 
 import pytest
 
 from memreranker_core import MemReranker, errors
 from tests.support.memories import HOSTED_DOCS, HOSTED_QUERY
+from tests.support.paths import PATHS, on_path
 from tests.support.rerank_server import (
     Fault,
     RecordingListener,
@@ -27,9 +29,20 @@ QUERY, DOCS = HOSTED_QUERY, HOSTED_DOCS
 HANG_GUARD_S = 60
 
 
+#: Which API the fault suite runs through (see ``tests.support.paths``): set for each test by ``_path``.
+PATH = "sync"
+
+
+@pytest.fixture(autouse=True, params=PATHS)
+def _path(request, monkeypatch):
+    """Every test of this module runs on the sync and the async path."""
+    monkeypatch.setattr(sys.modules[__name__], "PATH", request.param)
+    return request.param
+
+
 def hosted(server: RerankServer, **options) -> MemReranker:
     settings = {"base_url": server.base_url, "api_key": KEY, "backoff_factor": 0.001, "read_timeout": 2.0, **options}
-    return MemReranker(backend="hosted", api_style=server.api_style, **settings)
+    return on_path(MemReranker(backend="hosted", api_style=server.api_style, **settings), PATH)
 
 
 def leaked_pieces(text: str, secret: str, size: int = 6) -> list[str]:
@@ -120,8 +133,12 @@ def test_a_trickled_attempt_is_retried_like_a_timeout(memos):
 def test_the_whole_call_is_bounded_by_call_timeout(memos, per_request):
     memos.inject(*[Fault.slow(0.6)] * 40)
     options = {"read_timeout": 0.3, "max_retries": 10, "call_timeout": 1.0, "max_documents_per_request": per_request}
-    with hosted(memos, **options) as rr, pytest.raises(errors.ServiceTimeoutError, match="call_timeout"):
+    with hosted(memos, **options) as rr, pytest.raises(errors.ServiceTimeoutError) as caught:
         rr.score(QUERY, DOCS)
+    # cut by the deadline, or ended at once because the next backoff wait would have passed it
+    assert "call_timeout" in str(caught.value) or "the last of" in str(caught.value)
+    chunks = 1 if per_request is None else 4
+    assert rr.backend.stats()["requests"] <= 5 * chunks  # 1 s holds about 3 attempts of 0.3 s, not 11
 
 
 # ----------------------------------------------------------------- size and shape
@@ -292,3 +309,21 @@ async def test_a_cancelled_arerank_sends_no_more_requests(concurrency):
         assert 1 <= len(server.requests) <= concurrency  # only what was already in flight when it was cancelled
         assert rr.backend.stats()["retries"] == 0
         assert rr.score(QUERY, DOCS) == pytest.approx(overlap_score(QUERY, DOCS), rel=1e-12)  # still usable
+
+
+# ----------------------------------------------------------------- the HTTP library's own logs
+def test_the_http_librarys_debug_logs_never_show_the_key_or_a_credential_in_the_base_url_query(memos, caplog):
+    token = "qs-SECRET-TOKEN-9931"
+    caplog.set_level(logging.DEBUG)
+    rr = hosted(
+        memos, base_url=f"{memos.base_url}?access_token={token}&tenant=acme", headers={"X-Tenant": "h-SECRET-5"}
+    )
+    memos.inject(401)
+    with pytest.raises(errors.AuthenticationError):
+        rr.score(QUERY, DOCS)
+    assert rr.score(QUERY, DOCS) == pytest.approx(overlap_score(QUERY, DOCS), rel=1e-12)
+    assert memos.received[-1].query == f"access_token={token}&tenant=acme"  # the query did reach the service
+    assert {"httpx", "httpcore.http11"} <= {record.name for record in caplog.records}  # the library did log
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert token not in logged and KEY not in logged and "h-SECRET-5" not in logged
+    assert "access_token" not in logged

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 import threading
 import time
 
@@ -13,6 +14,7 @@ import pytest
 from memreranker_core import MemReranker, errors
 from memreranker_core.prompt import hosted_query_text
 from tests.support.memories import HOSTED_DOCS, HOSTED_QUERY
+from tests.support.paths import PATHS, on_path
 from tests.support.rerank_server import DIALECT_PATHS, Fault, RerankServer, overlap_score
 
 KEY = "sk-test-SECRET-42"
@@ -20,9 +22,22 @@ QUERY, DOCS = HOSTED_QUERY, HOSTED_DOCS
 STYLES = sorted(DIALECT_PATHS)
 
 
+#: Which API the fault suite runs through (see ``tests.support.paths``): set for each test by ``_path``.
+PATH = "sync"
+
+
+@pytest.fixture(autouse=True, params=PATHS)
+def _path(request, monkeypatch):
+    """Every test of this module runs on the sync and the async path."""
+    monkeypatch.setattr(sys.modules[__name__], "PATH", request.param)
+    return request.param
+
+
 def hosted(server: RerankServer, **options) -> MemReranker:
     settings = {"api_key": KEY, "backoff_factor": 0.001, "read_timeout": 2.0, **options}
-    return MemReranker(backend="hosted", base_url=server.base_url, api_style=server.api_style, **settings)
+    return on_path(
+        MemReranker(backend="hosted", base_url=server.base_url, api_style=server.api_style, **settings), PATH
+    )
 
 
 def expected(query: str = QUERY, docs: list[str] = DOCS) -> list[float]:

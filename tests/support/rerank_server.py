@@ -788,3 +788,61 @@ def self_signed_certificate(folder: Any) -> tuple[str, str] | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return cert, key
+
+
+class SilentListener:
+    """A loopback TCP listener that accepts every connection and never answers (a hung service).
+
+    Attributes:
+        url: ``http://127.0.0.1:<port>``.
+        connections: How many connections were accepted.
+    """
+
+    def __init__(self) -> None:
+        self._socket: socket.socket | None = None
+        self._held: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> SilentListener:
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(512)
+        self._socket = listener
+        threading.Thread(target=self._serve, args=(listener,), daemon=True).start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+        with self._lock:
+            held, self._held = self._held, []
+        for conn in held:
+            conn.close()
+
+    @property
+    def url(self) -> str:
+        assert self._socket is not None
+        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+    def _serve(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _address = listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._held.append(conn)
+
+
+def refused_url() -> str:
+    """``http://127.0.0.1:<port>`` of a port nothing listens on (connections are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

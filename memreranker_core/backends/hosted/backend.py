@@ -190,7 +190,7 @@ class HostedBackend:
         self._load_tokenizer()
 
         async def open_client() -> None:
-            self._transport.client()
+            self._transport.clients()
 
         self._loop.run(open_client())
 

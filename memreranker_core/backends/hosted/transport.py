@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import ssl
 import threading
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+#: Most connections of one ``httpx`` client (see ``Transport.clients``).
+SHARD_CONNECTIONS = 16
 #: Longest wait between two attempts, in seconds.
 BACKOFF_MAX = 20.0
 #: A ``Retry-After`` longer than this ends the call instead of waiting.
@@ -86,7 +89,8 @@ class Transport:
         self.options = options
         self.loopback = loopback
         self.proxy = pick_proxy(dict(options.proxies), scheme, host) if options.proxies else None
-        self._client: httpx.AsyncClient | None = None
+        self._clients: list[httpx.AsyncClient] = []
+        self._in_flight: list[int] = []
         self._slots: asyncio.Semaphore | None = None
         self._lock = threading.Lock()
         self._random = random.Random()
@@ -94,32 +98,44 @@ class Transport:
         self._secrets: set[str] = set()
         LOG_REDACTOR.watch(self)
 
-    # ----------------------------------------------------------------- the client (on the loop)
-    def client(self) -> httpx.AsyncClient:
-        """The pooled client of the running loop, opened on first use (call it on the loop)."""
-        if self._client is None:
+    # ----------------------------------------------------------------- the clients (on the loop)
+    def clients(self) -> list[httpx.AsyncClient]:
+        """The pooled clients of the running loop, opened on first use (call it on the loop).
+
+        ``max_connections`` is split over clients of at most ``SHARD_CONNECTIONS`` connections each: ``httpcore``
+        scans its whole pool for every request it assigns (quadratic in the pool's size), which at 100 concurrent
+        requests on one 128-connection pool cost more than the requests themselves.
+        """
+        if not self._clients:
             import httpx
 
             options = self.options
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(
-                    connect=options.connect_timeout, read=options.read_timeout, write=options.read_timeout, pool=None
-                ),
-                limits=httpx.Limits(
-                    max_connections=options.max_connections, max_keepalive_connections=options.max_connections
-                ),
-                verify=tls_context(options.verify),
-                proxy=self.proxy,
-                trust_env=not self.loopback and not options.proxies,
-                follow_redirects=False,
-            )
+            shards = math.ceil(options.max_connections / SHARD_CONNECTIONS)
+            per_shard = math.ceil(options.max_connections / shards)
+            self._clients = [
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(
+                        connect=options.connect_timeout,
+                        read=options.read_timeout,
+                        write=options.read_timeout,
+                        pool=None,
+                    ),
+                    limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                    verify=tls_context(options.verify),
+                    proxy=self.proxy,
+                    trust_env=not self.loopback and not options.proxies,
+                    follow_redirects=False,
+                )
+                for _ in range(shards)
+            ]
+            self._in_flight = [0] * shards
             self._slots = asyncio.Semaphore(options.max_connections)
-        return self._client
+        return self._clients
 
     async def aclose(self) -> None:
-        """Close the pooled connections (on the loop); the next request opens a new client."""
-        client, self._client, self._slots = self._client, None, None
-        if client is not None:
+        """Close the pooled connections (on the loop); the next request opens new clients."""
+        clients, self._clients, self._slots = self._clients, [], None
+        for client in clients:
             await client.aclose()
 
     def stats(self) -> dict[str, int]:
@@ -145,11 +161,18 @@ class Transport:
 
     @asynccontextmanager
     async def _slot(self) -> AsyncIterator[httpx.AsyncClient]:
-        """A connection slot of ``max_connections`` (waits for one), and the client."""
-        client = self.client()
+        """A connection slot of ``max_connections`` (waits for one), on the client with the fewest requests in
+        flight (it always has a free connection: the slots are no more than the clients' connections)."""
+        clients = self.clients()
         assert self._slots is not None
+        in_flight = self._in_flight
         async with self._slots:
-            yield client
+            index = min(range(len(clients)), key=in_flight.__getitem__)
+            in_flight[index] += 1
+            try:
+                yield clients[index]
+            finally:
+                in_flight[index] -= 1
 
     # ----------------------------------------------------------------- requests
     async def post_json(

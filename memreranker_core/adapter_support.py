@@ -31,13 +31,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memreranker_core.backends import MEMOS_API_KEY_ENV
 from memreranker_core.documents import render_document
 from memreranker_core.errors import ConfigurationError, InvalidInputError
 from memreranker_core.reranker import MemReranker, check_count, check_threshold
 from memreranker_core.types import DocumentInput, RerankResult
 
-#: The environment variable holding the hosted service's API key.
-API_KEY_ENV = "MEMOS_API_KEY"
+#: The environment variable holding the hosted service's API key (``memreranker_core.backends.MEMOS_API_KEY_ENV``).
+API_KEY_ENV = MEMOS_API_KEY_ENV
 #: Reranker settings every adapter takes under these names (plus ``api_key``, ``reranker_options``, ``reranker``).
 SETTING_NAMES = ("backend", "model", "device", "instruction", "base_url", "api_style", "document_template")
 #: Options with an adapter argument of their own, so ``reranker_options`` may not carry them.
@@ -278,10 +279,11 @@ def memory_date(value: object) -> str | None:
     if value is None or value == "":
         return None
     if isinstance(value, str):
+        text = value
         try:
-            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return text
     if isinstance(value, datetime):
         value = value.date()
     if isinstance(value, date):

@@ -1,9 +1,11 @@
 """Stopping work that runs in a worker thread when its async caller gives up (standard library only).
 
 ``run_in_thread`` is ``asyncio.to_thread`` plus a ``CancelScope`` in the worker's context. When the awaiting task
-is cancelled, the scope is cancelled, and every call a backend registered in it (``CancelScope.enter``) is stopped:
-the hosted backend stops before its next attempt or chunk and aborts its requests in flight. ``MemReranker.ascore``
-and ``arerank`` run through it, for every backend; a backend that cannot stop early simply never registers.
+is cancelled (by ``task.cancel()``, or by ``asyncio.wait_for`` / ``asyncio.timeout`` when its time is up), the scope
+is cancelled, and every call a backend registered in it (``CancelScope.enter``) is stopped. ``MemReranker.ascore``
+and ``arerank`` run a backend without a native async path through it: the local backend's call then leaves its
+wait for the model at once, or stops at its next batch boundary and hands the model to the next caller. A
+backend that cannot stop early simply never registers.
 
 Example:
     >>> import asyncio
@@ -25,14 +27,26 @@ T = TypeVar("T")
 class Stoppable(Protocol):
     """A call in flight that can be stopped, with the reason."""
 
-    def stop(self, reason: str) -> None: ...
+    def stop(self, reason: str) -> None:
+        """Stop the call (``reason``: ``"cancelled"`` from a ``CancelScope``); it must return at once."""
+        ...
 
 
 class CancelScope:
     """What ``run_in_thread`` puts in the worker's context: cancelling it stops every call made there.
 
     Backend-neutral (standard library only), so the core's async methods can set one for any backend; a backend
-    that can stop early reads ``current_scope()`` when a call starts.
+    that can stop early reads ``current_scope()`` when a call starts, ``enter``s its call and ``leave``s when done.
+    A call entered after the cancellation is stopped as it enters (the worker may start after its caller gave up).
+
+    Example:
+        >>> class Call:
+        ...     def stop(self, reason):
+        ...         print("stopped:", reason)
+        >>> scope = CancelScope()
+        >>> scope.enter(Call())
+        >>> scope.cancel()
+        stopped: cancelled
     """
 
     def __init__(self) -> None:
@@ -41,6 +55,7 @@ class CancelScope:
         self._lock = threading.Lock()
 
     def cancel(self) -> None:
+        """Stop every call entered, and every call entered from now on."""
         with self._lock:
             self.cancelled = True
             calls = list(self._calls)
@@ -48,6 +63,7 @@ class CancelScope:
             call.stop("cancelled")
 
     def enter(self, call: Stoppable) -> None:
+        """Register ``call`` to be stopped on cancellation (at once, if the scope was cancelled already)."""
         with self._lock:
             self._calls.add(call)
             cancelled = self.cancelled
@@ -55,6 +71,7 @@ class CancelScope:
             call.stop("cancelled")
 
     def leave(self, call: Stoppable) -> None:
+        """Forget ``call`` (it is done)."""
         with self._lock:
             self._calls.discard(call)
 
@@ -68,8 +85,11 @@ def current_scope() -> CancelScope | None:
 
 
 async def run_in_thread(func: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """``asyncio.to_thread(func, *args, **kwargs)``; if the awaiting task is cancelled, the calls running in
-    the worker thread stop before their next attempt or chunk, and their exchanges in flight are aborted."""
+    """``asyncio.to_thread(func, *args, **kwargs)``; if the awaiting task is cancelled (or times out), the calls
+    that ``func`` made in the worker thread and entered in ``current_scope()`` are stopped.
+
+    The awaiting task gets its ``CancelledError`` at once; the worker thread ends when the stopped call returns
+    (for the local backend, at its next batch boundary), and what it raises then is dropped."""
     scope = CancelScope()
     context = contextvars.copy_context()
     context.run(_SCOPE.set, scope)

@@ -1,11 +1,14 @@
-"""What a checkpoint says about itself: the default instruction a sentence-transformers checkpoint carries.
+"""What a checkpoint says about itself: the default instruction a sentence-transformers checkpoint carries, and
+the one rule that turns "the model's default" (``ScoreRequest.instruction is None``) into an instruction.
 
 Used by the local backend (for the model it loads) and by the hosted backend's exact mode (for the tokenizer's
-checkpoint), so both put the same ``<Instruct>`` line in front of a call that gives none. Standard library only;
-``huggingface_hub`` is used, when installed, to look in the hub cache.
+checkpoint), so both put the same ``<Instruct>`` line in front of a call that gives none. Imports nothing heavy:
+``huggingface_hub`` is imported, when installed, only to look in the hub cache.
 
 Example:
     >>> read_default_instruction("/nonexistent/checkpoint") is None
+    True
+    >>> resolve_instruction(None, read_default_instruction("/nonexistent/checkpoint")) == DEFAULT_INSTRUCTION
     True
 """
 
@@ -15,7 +18,35 @@ import json
 import logging
 from pathlib import Path
 
+from memreranker_core.prompt import DEFAULT_INSTRUCTION
+
 logger = logging.getLogger(__name__)
+
+
+def resolve_instruction(given: str | None, model_default: str | None = None) -> str:
+    """The ``<Instruct>`` line of a call: ``given``, else the model's default.
+
+    The model's default is ``model_default`` (what the checkpoint carries: ``read_default_instruction``), else
+    Qwen3-Reranker's ``DEFAULT_INSTRUCTION``. Every backend resolves ``ScoreRequest.instruction`` here, so
+    ``None`` has one meaning everywhere.
+
+    Args:
+        given: The call's instruction (``ScoreRequest.instruction``); ``None`` for the model's default.
+        model_default: The instruction the scoring model's checkpoint carries, if known; blank counts as none.
+
+    Example:
+        >>> resolve_instruction("Find the memory that answers the question", "Retrieve memories")
+        'Find the memory that answers the question'
+        >>> resolve_instruction(None, "Retrieve memories")
+        'Retrieve memories'
+        >>> resolve_instruction(None) == DEFAULT_INSTRUCTION
+        True
+    """
+    if given is not None:
+        return given
+    if model_default is not None and model_default.strip():
+        return model_default
+    return DEFAULT_INSTRUCTION
 
 
 def read_default_instruction(ref: str, *, cache_dir: str | None = None, revision: str | None = None) -> str | None:

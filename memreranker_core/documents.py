@@ -6,6 +6,7 @@ speaker reaches the scored text the same way everywhere.
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
 from collections.abc import Mapping, Sequence
@@ -130,6 +131,26 @@ def render_document(
     return check_text("".join(parts), "a document rendered with document_template")
 
 
+#: Most keys of a mapping named in a message, and the longest rendering of one.
+_KEYS_SHOWN, _KEY_LIMIT = 10, 40
+
+
+def _shown_keys(mapping: Mapping[Any, Any]) -> str:
+    """The mapping's keys for a message: each ``repr`` (cut to ``_KEY_LIMIT``), sorted as text, so keys of mixed
+    types (``1`` and ``"date"``) can be named together; at most ``_KEYS_SHOWN`` of them."""
+    shown = sorted(_short_repr(key) for key in itertools.islice(mapping, _KEYS_SHOWN + 1))
+    more = ", ..." if len(shown) > _KEYS_SHOWN else ""
+    return f"[{', '.join(shown[:_KEYS_SHOWN])}{more}]"
+
+
+def _short_repr(value: Any) -> str:
+    try:
+        shown = repr(value)
+    except Exception:  # a key whose repr fails is still named, by its type
+        shown = f"<{type(value).__name__}>"
+    return shown if len(shown) <= _KEY_LIMIT else shown[: _KEY_LIMIT - 3] + "..."
+
+
 def split_document(document: DocumentInput, position: int) -> tuple[str, Mapping[str, Any]]:
     """Return ``(text, metadata)`` of a document given as a string or a mapping with a ``"text"`` key.
 
@@ -144,7 +165,7 @@ def split_document(document: DocumentInput, position: int) -> tuple[str, Mapping
             check_text(text, f"documents[{position}]")
             return text, {key: value for key, value in document.items() if key != "text"}
         raise InvalidInputError(
-            f"documents[{position}] is a mapping without a string 'text' key (keys: {sorted(document)}); "
+            f"documents[{position}] is a mapping without a string 'text' key (keys: {_shown_keys(document)}); "
             "give each document as a string or as {'text': ..., **metadata}"
         )
     raise InvalidInputError(

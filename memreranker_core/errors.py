@@ -2,6 +2,12 @@
 
 Every error says what happened and how to fix it. Errors raised by the hosted backend never contain the API key.
 
+Which errors are worth retrying: those that subclass ``RetryableError`` (``RateLimitError``, ``ServerError``,
+``ServiceTimeoutError``, ``ServiceConnectionError``): the same call may succeed later. The hosted backend has
+already retried them within the call (``max_retries``), except a ``call_timeout``. Every other error, a cancelled
+call (``CallCancelledError``) included, fails the same way again; a generic retry wrapper should retry only
+``RetryableError``.
+
 Example:
     >>> from memreranker_core import MemReranker, errors
     >>> try:
@@ -60,11 +66,21 @@ class HostedBackendError(BackendError):
         super().__init__(message)
 
 
+class RetryableError(HostedBackendError):
+    """A hosted failure that may pass if the same call is made again later: the service was busy, failing, slow or
+    unreachable. Retry on this class, never on ``HostedBackendError`` (which includes a cancelled call).
+
+    Example:
+        >>> issubclass(ServerError, RetryableError), issubclass(CallCancelledError, RetryableError)
+        (True, False)
+    """
+
+
 class AuthenticationError(HostedBackendError):
     """The API key is missing, invalid or expired."""
 
 
-class RateLimitError(HostedBackendError):
+class RateLimitError(RetryableError):
     """The service throttled the calls and retries did not get through; ``retry_after`` is in seconds, if given."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: int | None) -> None:
@@ -80,15 +96,17 @@ class BadRequestError(HostedBackendError):
     """The service refused the request as malformed or too large."""
 
 
-class ServerError(HostedBackendError):
+class ServerError(RetryableError):
     """The service failed on its side (5xx or a server error code) and retries did not help."""
 
 
-class ServiceTimeoutError(HostedBackendError):
-    """The service did not answer within the read timeout, on every attempt."""
+class ServiceTimeoutError(RetryableError):
+    """The service did not answer in time: no bytes within ``read_timeout`` or no whole answer within
+    ``attempt_timeout`` on every attempt, an HTTP 408 on every attempt, or the whole call past ``call_timeout``
+    (never retried within the call)."""
 
 
-class ServiceConnectionError(HostedBackendError):
+class ServiceConnectionError(RetryableError):
     """The service could not be reached, or dropped the connection, on every attempt."""
 
 
@@ -102,7 +120,8 @@ class ResponseTooLargeError(MalformedResponseError):
 
 class CallCancelledError(HostedBackendError):
     """The call was stopped before it finished: the reranker was closed while it was in flight, or its async
-    caller was cancelled. Nothing more is sent for it; call again (a closed reranker reopens on the next call)."""
+    caller was cancelled. Nothing more is sent for it; call again (a closed reranker reopens on the next call).
+    Not a ``RetryableError``: the stop was asked for, so a retry wrapper must not undo it."""
 
 
 __all__ = [
@@ -120,6 +139,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimitError",
     "ResponseTooLargeError",
+    "RetryableError",
     "ServerError",
     "ServiceConnectionError",
     "ServiceTimeoutError",

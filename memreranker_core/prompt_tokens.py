@@ -11,6 +11,13 @@ still match. A text that contains an added token's string is tokenized by the to
 pre-tokenizer and BPE model with the added-token pass skipped, i.e. exactly as if those tokens did not exist;
 any other text takes the ordinary (fast, batched) path, which gives the same ids.
 
+**A long document costs what ``max_length`` allows, not its whole text.** Only a document's first tokens are ever
+scored, so a document much longer than its room (over ``HEAD_CHARS_PER_TOKEN`` characters per token of it) is
+tokenized by a head that ends at a *safe cut*: a place where Qwen's tokenizer (NFC, its split pattern, byte-level
+BPE per piece) splits the whole text too, so the head's ids are exactly the first ids of the whole text's (see
+``safe_cut``). The head grows (doubling) until it holds more ids than the room; a text with no safe cut near the
+head's end, or a tokenizer whose normalizer or pre-tokenizer is not Qwen's, is tokenized whole, as before.
+
 Example:
     >>> from transformers import AutoTokenizer  # doctest: +SKIP
     >>> encoder = PromptEncoder(AutoTokenizer.from_pretrained("IAAR-Shanghai/MemReranker-0.6B"))  # doctest: +SKIP
@@ -20,7 +27,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +40,58 @@ from memreranker_core.prompt import NO_TOKEN, SUFFIX, SYSTEM_PREFIX, YES_TOKEN, 
 from memreranker_core.types import ScoreRequest
 
 logger = logging.getLogger(__name__)
+
+#: A document longer than this many characters per token of its room is tokenized by its head (module docstring).
+HEAD_CHARS_PER_TOKEN = 8
+#: How far back from a head's end a safe cut is looked for before the head is doubled instead.
+CUT_SEARCH_CHARS = 4096
+#: Qwen2/Qwen3's split pattern: the pre-tokenizer whose piece boundaries ``safe_cut`` reasons about.
+QWEN_SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
+    r"\s+(?!\S)|\s+"
+)
+#: Punctuation that starts a new piece after a letter or digit and never composes with what precedes it.
+_CUT_PUNCTUATION = ",.!?;:，。、！？；："
+_CANDIDATES = re.compile(r"(?<=\S) |(?<=\n)(?=\S)|(?<=\w)(?=[" + re.escape(_CUT_PUNCTUATION) + "])")
+
+
+def safe_cut(text: str, end: int) -> int | None:
+    """The last position ``p`` in ``(end - CUT_SEARCH_CHARS, end]`` where Qwen's tokenizer splits ``text`` whatever
+    follows: the ids of ``text[:p]`` are then the first ids of ``text``'s. ``None`` if there is none.
+
+    A safe cut is one of (with ``a = text[p - 1]`` and ``b = text[p]``):
+
+    - ``b`` a space and ``a`` a letter, digit, punctuation or symbol: no piece of the split pattern runs from ``a``
+      into a space (letters, digits and punctuation runs stop there, whitespace pieces start there);
+    - ``b`` one of ``_CUT_PUNCTUATION`` and ``a`` a letter or digit (in the BMP): letter runs and digits stop there;
+    - ``a`` a line feed and ``b`` a letter, digit, punctuation or symbol that is not a combining character: every
+      whitespace piece ends at its last line break or before a non-space, and a line feed composes with nothing.
+
+    In each case ``b`` is a starter that does not compose with what precedes it, so NFC of the head is the head
+    of NFC of the text, and every piece before ``p`` was decided by characters before ``p`` (a piece's match may
+    look one character past its end: ``b`` gives the same answer as the end of the text there).
+
+    Example:
+        >>> safe_cut("Caroline went home. She slept", 22)
+        19
+    """
+    start = max(1, end - CUT_SEARCH_CHARS)
+    for match in reversed(list(_CANDIDATES.finditer(text, start, end + 1))):
+        position = match.start()
+        if position < start or position > end or position >= len(text):
+            continue
+        if _is_safe_cut(text[position - 1], text[position]):
+            return position
+    return None
+
+
+def _is_safe_cut(before: str, after: str) -> bool:
+    kind = unicodedata.category(before)[0]
+    if after == " ":
+        return kind in "LNPS"
+    if after in _CUT_PUNCTUATION:
+        return kind in "LN" and ord(before) < 0x10000
+    return before == "\n" and unicodedata.category(after)[0] in "LNPS" and unicodedata.combining(after) == 0
 
 
 @dataclass(frozen=True)
@@ -73,12 +135,13 @@ class PromptEncoder:
             )
         self._backend = backend
         self._private: Any = None  # our own copy, once another user of the tokenizer left padding or truncation on
-        self.added_token_ids = frozenset(backend.get_added_tokens_decoder())
         self._added_texts = tuple(token.content for token in backend.get_added_tokens_decoder().values())
         self.prefix_ids = tuple(self.encode_control(SYSTEM_PREFIX))
         self.suffix_ids = tuple(self.encode_control(SUFFIX))
         self.yes_id = self._single(YES_TOKEN)
         self.no_id = self._single(NO_TOKEN)
+        #: Whether long documents may be tokenized by their head (Qwen's normalizer and pre-tokenizer).
+        self.cuts_heads = _splits_like_qwen(backend)
 
     def _single(self, token: str) -> int:
         ids = self.encode_literal([token])[0]
@@ -153,11 +216,64 @@ class PromptEncoder:
                 f"the query, instruction and context take {len(shared) + len(self.suffix_ids)} of max_length="
                 f"{max_length} tokens, leaving no room for documents; shorten them or raise max_length"
             )
-        doc_ids = self.encode_literal([document_part(text) for text in request.documents])
-        truncated = tuple(i for i, ids in enumerate(doc_ids) if len(ids) > room)
+        doc_ids, cut = self.document_ids([document_part(text) for text in request.documents], room)
+        truncated = tuple(i for i, ids in enumerate(doc_ids) if len(ids) > room or i in cut)
         if truncated:
             logger.debug(
                 "%d document(s) cut to their first %d tokens (max_length=%d)", len(truncated), room, max_length
             )
         suffix = list(self.suffix_ids)
         return PreparedCall(shared=shared, sequences=[ids[:room] + suffix for ids in doc_ids], truncated=truncated)
+
+    def document_ids(self, texts: Sequence[str], room: int) -> tuple[list[list[int]], frozenset[int]]:
+        """Ids of each text (all of them, or at least its first ``room``) and the positions tokenized by a head.
+
+        A text over ``HEAD_CHARS_PER_TOKEN * room`` characters is tokenized by a head ending at a ``safe_cut``
+        (when the tokenizer is Qwen's), so it costs about what ``room`` tokens do; its ids are then the first ids
+        of the whole text, at least ``room`` of them, and the whole text has more. Any other text is tokenized
+        whole, as ``encode_literal`` does.
+        """
+        limit = HEAD_CHARS_PER_TOKEN * room + 64
+        long = {i for i, text in enumerate(texts) if self.cuts_heads and len(text) > limit}
+        ids = self.encode_literal([text for i, text in enumerate(texts) if i not in long] if long else texts)
+        if not long:
+            return ids, frozenset()
+        rest = iter(ids)
+        heads = {i: self._head_ids(texts[i], room, limit) for i in sorted(long)}
+        merged = [heads[i][0] if i in heads else next(rest) for i in range(len(texts))]
+        return merged, frozenset(i for i, (_ids, cut) in heads.items() if cut)
+
+    def _head_ids(self, text: str, room: int, chars: int) -> tuple[list[int], bool]:
+        """Ids of a head of ``text`` holding at least ``room`` of them, and whether text was left after it; the
+        whole text's ids when no head is found (no safe cut, or too few ids before the end)."""
+        while chars < len(text):
+            end = safe_cut(text, chars)
+            if end is not None:
+                ids = self.encode_literal([text[:end]])[0]
+                if len(ids) >= room:
+                    return ids, True
+            chars *= 2
+        return self.encode_literal([text])[0], False
+
+
+def _splits_like_qwen(backend: Any) -> bool:
+    """Whether ``backend`` normalizes with NFC (or not at all) and pre-tokenizes with Qwen's split pattern then a
+    byte-level step without its own regex: the tokenizer ``safe_cut`` reasons about."""
+    try:
+        normalizer = None if backend.normalizer is None else json.loads(backend.normalizer.__getstate__())
+        pre = json.loads(backend.pre_tokenizer.__getstate__())
+    except (AttributeError, TypeError, ValueError):
+        return False
+    if normalizer not in (None, {"type": "NFC"}) or pre.get("type") != "Sequence":
+        return False
+    steps = pre.get("pretokenizers", [])
+    return (
+        len(steps) == 2
+        and steps[0].get("type") == "Split"
+        and steps[0].get("pattern") == {"Regex": QWEN_SPLIT_PATTERN}
+        and steps[0].get("behavior") == "Isolated"
+        and not steps[0].get("invert")
+        and steps[1].get("type") == "ByteLevel"
+        and steps[1].get("use_regex") is False
+        and steps[1].get("add_prefix_space") is False
+    )

@@ -6,7 +6,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from memreranker_core.backends import ScoringBackend, create_backend
 from memreranker_core.cancellation import run_in_thread
@@ -14,6 +14,11 @@ from memreranker_core.documents import check_text, render_document, split_docume
 from memreranker_core.errors import ConfigurationError, InvalidInputError
 from memreranker_core.prompt import render_context_turn
 from memreranker_core.types import DocumentInput, RerankResult, ScoreRequest
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11; type checkers bundle typing_extensions
+
+    from memreranker_core.backends.keywords import OptionKeywords
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +47,17 @@ class MemReranker:
         backend: ``"local"`` or ``"hosted"``; default from ``MEMRERANKER_BACKEND``, else ``"local"``.
         model: Local: a hub id, a local path (default ``MEMRERANKER_MODEL``, else ``IAAR-Shanghai/MemReranker-4B``)
             or a loaded sentence-transformers ``CrossEncoder``. Hosted: the service's model name.
-        instruction: The ``<Instruct>`` line; default the checkpoint's own (``config_sentence_transformers.json``),
-            else Qwen3-Reranker's web-search instruction.
+        instruction: The ``<Instruct>`` line; ``None`` (the default): the model's default, that is the checkpoint's
+            own (``config_sentence_transformers.json``), else Qwen3-Reranker's web-search instruction.
         context: Prior dialogue turns (strings or ``{"role", "content"}`` mappings) placed before the query; see
             ``memreranker_core.prompt`` for the exact text.
         document_template: Optional template such as ``"[{date}] {speaker}: {text}"`` applied to documents given
             as ``{"text": ..., **metadata}`` mappings.
-        **options: Backend options. Local: ``device``, ``dtype``, ``max_length``, ``batch_tokens``,
-            ``attn_implementation``. Hosted: ``api_key``, ``base_url``, ``api_style`` and the timeout, retry and
-            limit options of ``memreranker_core.backends.hosted.client``. Options of the backend not chosen are ignored;
-            unknown ones raise ``ConfigurationError``.
+        **options: Backend options, typed by ``OptionKeywords`` (``memreranker_core.backends.keywords``): the
+            fields of ``LocalOptions`` (``device``, ``dtype``, ``max_length``, ...) and ``HostedOptions``
+            (``api_key``, ``base_url``, ``api_style``, time limits, retries, request limits, ...); tables in the
+            README and ``docs/serving.md``. Options of the backend not chosen are ignored; unknown ones raise
+            ``ConfigurationError``.
 
     Example:
         >>> from memreranker_core import MemReranker
@@ -70,7 +76,7 @@ class MemReranker:
         instruction: str | None = None,
         context: ContextInput | None = None,
         document_template: str | None = None,
-        **options: Any,
+        **options: Unpack[OptionKeywords],
     ) -> None:
         name = backend if backend is not None else os.environ.get(BACKEND_ENV) or DEFAULT_BACKEND
         if not isinstance(name, str):
@@ -89,7 +95,7 @@ class MemReranker:
             name: value
             for name, value in (
                 ("backend", backend),
-                ("model", model if isinstance(model, str) else None),
+                ("model", os.fspath(model) if isinstance(model, (str, os.PathLike)) else None),
                 ("instruction", instruction),
                 ("context", list(self.context) if context is not None else None),
                 ("document_template", document_template),
@@ -120,7 +126,8 @@ class MemReranker:
             P(yes) in [0, 1] per document (or log-odds), in input order. ``[]`` for no documents, without loading
             the model.
         """
-        logits = self._score_split(query, self.split_documents(documents), instruction, context)
+        request = self._request(query, self.split_documents(documents), instruction, context)
+        logits = self._checked(request, self._backend.score(request) if request.documents else [])
         return logits if return_logits else [sigmoid(value) for value in logits]
 
     def rerank(
@@ -149,18 +156,52 @@ class MemReranker:
         check_top_n(top_n)
         check_threshold(score_threshold)
         split = self.split_documents(documents)
-        logits = self._score_split(query, split, instruction, context)
-        texts = [text for text, _metadata in split]
-        return select([RerankResult(i, sigmoid(v), texts[i], v) for i, v in enumerate(logits)], top_n, score_threshold)
+        request = self._request(query, split, instruction, context)
+        logits = self._checked(request, self._backend.score(request) if request.documents else [])
+        return _ranked(split, logits, top_n, score_threshold)
 
-    async def ascore(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[float]:
-        """``score`` without blocking the event loop (runs in a worker thread; cancelling the awaiting task stops a
-        hosted call before its next request)."""
-        return await run_in_thread(self.score, query, documents, **kwargs)
+    async def ascore(
+        self,
+        query: str,
+        documents: Sequence[DocumentInput],
+        *,
+        instruction: str | None = None,
+        context: ContextInput | None = None,
+        return_logits: bool = False,
+    ) -> list[float]:
+        """``score`` without blocking the event loop. The hosted backend is async-native (no thread per call);
+        the local one runs in a worker thread. Cancelling the awaiting task stops the call: a hosted call's
+        requests in flight are aborted, a local call stops at its next batch."""
+        request = self._request(query, self.split_documents(documents), instruction, context)
+        logits = self._checked(request, await self._ascore(request))
+        return logits if return_logits else [sigmoid(value) for value in logits]
 
-    async def arerank(self, query: str, documents: Sequence[DocumentInput], **kwargs: Any) -> list[RerankResult]:
-        """``rerank`` without blocking the event loop (runs in a worker thread)."""
-        return await run_in_thread(self.rerank, query, documents, **kwargs)
+    async def arerank(
+        self,
+        query: str,
+        documents: Sequence[DocumentInput],
+        *,
+        top_n: int | None = None,
+        score_threshold: float | None = None,
+        instruction: str | None = None,
+        context: ContextInput | None = None,
+    ) -> list[RerankResult]:
+        """``rerank`` without blocking the event loop (see ``ascore``)."""
+        check_top_n(top_n)
+        check_threshold(score_threshold)
+        split = self.split_documents(documents)
+        request = self._request(query, split, instruction, context)
+        return _ranked(split, self._checked(request, await self._ascore(request)), top_n, score_threshold)
+
+    async def _ascore(self, request: ScoreRequest) -> list[float]:
+        """The backend's log-odds for ``request``: its native ``ascore`` if it has one, else ``score`` in a worker
+        thread (``run_in_thread``: a cancelled caller's call stops at its next step)."""
+        if not request.documents:
+            return []
+        native = getattr(self._backend, "ascore", None)
+        if native is not None:
+            return list(await native(request))
+        return await run_in_thread(self._backend.score, request)
 
     def warm_up(self) -> MemReranker:
         """Load the model (local) or open the session (hosted) now rather than on the first call."""
@@ -199,7 +240,7 @@ class MemReranker:
         Raises:
             TypeError: The reranker was built from a loaded model object, which its settings cannot name.
         """
-        if "model" not in self._given and not isinstance(getattr(self._backend, "model_ref", None), (str, type(None))):
+        if "model" not in self._given and not isinstance(self._backend.model_ref, (str, type(None))):
             raise TypeError(
                 "cannot pickle a MemReranker built from a loaded model object; build it from a hub id or a local "
                 "path to pickle it"
@@ -252,34 +293,42 @@ class MemReranker:
             )
         return [split_document(document, position) for position, document in enumerate(documents)]
 
-    def render_documents(self, documents: Sequence[DocumentInput]) -> tuple[str, ...]:
-        """The texts the model scores: each document through ``document_template`` (if set)."""
-        return self._render(self.split_documents(documents))
-
     def _render(self, split: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[str, ...]:
         return tuple(render_document(text, metadata, template=self.document_template) for text, metadata in split)
 
-    def _score_split(
+    def _request(
         self,
         query: str,
         split: Sequence[tuple[str, Mapping[str, Any]]],
         instruction: str | None,
         context: ContextInput | None,
-    ) -> list[float]:
+    ) -> ScoreRequest:
+        """What the backend scores; the query and instruction checked, the documents rendered."""
         check_query(query)
-        texts = self._render(split)
-        if not texts:
-            return []
-        request = ScoreRequest(
+        return ScoreRequest(
             query=query,
-            documents=texts,
-            instruction=_check_instruction(instruction) or self.instruction,
+            documents=self._render(split),
+            instruction=_check_instruction(instruction) or self.instruction,  # None: the model's default
             context=self.context if context is None else _render_context(context),
         )
-        logits = self._backend.score(request)
-        if len(logits) != len(texts):  # a backend bug must never shift scores onto other documents
-            raise RuntimeError(f"backend returned {len(logits)} scores for {len(texts)} documents")
+
+    @staticmethod
+    def _checked(request: ScoreRequest, logits: Sequence[float]) -> list[float]:
+        """The backend's log-odds as floats, one per document, or ``RuntimeError``."""
+        if len(logits) != len(request.documents):  # a backend bug must never shift scores onto other documents
+            raise RuntimeError(f"backend returned {len(logits)} scores for {len(request.documents)} documents")
         return [float(value) for value in logits]
+
+
+def _ranked(
+    split: Sequence[tuple[str, Mapping[str, Any]]],
+    logits: Sequence[float],
+    top_n: int | None,
+    score_threshold: float | None,
+) -> list[RerankResult]:
+    """``RerankResult`` per document, best first, threshold and ``top_n`` applied."""
+    texts = [text for text, _metadata in split]
+    return select([RerankResult(i, sigmoid(v), texts[i], v) for i, v in enumerate(logits)], top_n, score_threshold)
 
 
 def _from_settings(settings: dict[str, Any]) -> MemReranker:

@@ -39,11 +39,17 @@ class ScoreRequest:
     Attributes:
         query: The query text.
         documents: Document texts, already rendered through any ``document_template``.
-        instruction: The ``<Instruct>`` line.
+        instruction: The ``<Instruct>`` line, or ``None`` for the model's default: the instruction the checkpoint
+            carries, else Qwen3-Reranker's. A backend resolves ``None`` with
+            ``memreranker_core.checkpoint.resolve_instruction`` and nowhere else.
         context: Prior dialogue turns, already rendered as text lines (see ``memreranker_core.prompt``).
+
+    Example:
+        >>> ScoreRequest("When did Caroline go?", ("Caroline went yesterday.",)).instruction is None  # the default
+        True
     """
 
     query: str
     documents: tuple[str, ...]
-    instruction: str
+    instruction: str | None = None
     context: tuple[str, ...] = ()

@@ -145,7 +145,7 @@ class MemRerankerCompressor(BaseDocumentCompressor):
 
     @property
     def _reranker(self) -> MemReranker:
-        assert self.reranker is not None  # set by the validator
+        assert self.reranker is not None  # set in __init__: resolve_reranker always returns one
         return self.reranker
 
     def _plan(

@@ -11,7 +11,6 @@ from memos.reranker.base import BaseReranker
 
 from memreranker_core import MemReranker, RerankResult
 from memreranker_core.adapter_support import (
-    SETTING_NAMES,
     RerankCall,
     check_limits,
     memory_date,
@@ -75,10 +74,18 @@ class MemRerankerMemOS(BaseReranker):
         metadata_separator: str = "\n",
     ) -> None:
         check_limits("top_k", None, score_threshold)
-        given = locals()
+        settings = {
+            "backend": backend,
+            "model": model,
+            "device": device,
+            "instruction": instruction,
+            "base_url": base_url,
+            "api_style": api_style,
+            "document_template": document_template,
+        }
         self.reranker, kept = resolve_reranker(
             reranker,
-            {name: given[name] for name in SETTING_NAMES},
+            settings,
             api_key=api_key,
             reranker_options=reranker_options,
         )

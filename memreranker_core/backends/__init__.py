@@ -21,6 +21,10 @@ from memreranker_core.types import ScoreRequest
 
 logger = logging.getLogger(__name__)
 
+#: The environment variable holding the Memos API key: read by the hosted backend (Memos style only) and named by
+#: the adapters' serialized secrets (LangChain ``secret_from_env``, Haystack ``Secret.from_env_var``).
+MEMOS_API_KEY_ENV = "MEMOS_API_KEY"
+
 #: backend name -> ("module:OptionsClass", "module:BackendClass")
 BACKENDS = {
     "local": (
@@ -29,16 +33,29 @@ BACKENDS = {
     ),
     "hosted": (
         "memreranker_core.backends.hosted.options:HostedOptions",
-        "memreranker_core.backends.hosted.client:HostedBackend",
+        "memreranker_core.backends.hosted.backend:HostedBackend",
     ),
 }
 
 
 class ScoringBackend(Protocol):
-    """What ``MemReranker`` needs of a backend. Constructed as ``Backend(model=..., options=<its options>)``."""
+    """What ``MemReranker`` needs of a backend. Constructed as ``Backend(model=..., options=<its options>)``.
+
+    ``score`` gets a ``ScoreRequest`` whose ``instruction`` may be ``None``: the model's default, which the backend
+    resolves with ``memreranker_core.checkpoint.resolve_instruction`` (the checkpoint's own, else Qwen3-Reranker's).
+    """
 
     #: The validated options the backend was built with.
     options: BackendOptions
+
+    def __init__(self, model: Any = None, *, options: BackendOptions) -> None: ...
+
+    @property
+    def model_ref(self) -> Any:
+        """The model it scores with: a hub id, a local path or a service's model name (a string, or ``None`` for
+        the service's own), or a loaded model object. ``MemReranker`` refuses to pickle a reranker whose model is
+        an object, since its settings cannot name it."""
+        ...
 
     def score(self, request: ScoreRequest) -> list[float]:
         """Return log-odds ``logit(yes) - logit(no)`` for each document of ``request``, in input order."""

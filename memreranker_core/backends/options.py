@@ -5,19 +5,29 @@ A backend's options class (``LocalOptions``, ``HostedOptions``) lists each optio
 
 - the accepted option names (``names()``), used by ``MemReranker`` to accept, ignore or refuse a keyword;
 - validation with the typed errors (each field's check, run by ``__post_init__``, then ``check_together``);
-- ``describe()``: every value in force, defaults included, secrets only as ``<name>_set`` (for ``repr`` and logs);
+- ``describe()``: every value in force, defaults included, secrets only as ``<name>_set``, each value as its
+  ``show`` says (for ``repr`` and logs);
 - ``settings()``: only what the user gave, never a default and never a secret (the one thing serialized);
-- the command line's flags (``memreranker_core.cli.backend_args``), from ``cli`` and ``help``.
+- the command line's flags (``memreranker_core.cli.backend_args``), from ``cli`` and ``help``;
+- the option tables of the docs (``memreranker_core.backends.option_docs``), from the default and ``help``;
+- the typed keywords of ``MemReranker`` (``memreranker_core.backends.keywords``), checked against the fields.
+
+What the user gave is the declared field ``given`` (not an option: neither shown nor serialized),
+so ``dataclasses.replace``, ``==`` and ``settings()`` agree: an option whose value differs from its default counts
+as given too, however it was set.
 
 Example:
     >>> from dataclasses import dataclass
-    >>> @dataclass(frozen=True)
+    >>> @dataclass(frozen=True, repr=False)  # repr=False: the base's repr, which never shows a secret
     ... class DemoOptions(BackendOptions):
     ...     retries: int = option(3, check=lambda name, value: whole_number(name, value, minimum=0), help="retries")
     >>> DemoOptions.from_given({"retries": 5}).settings()
     {'retries': 5}
     >>> DemoOptions.from_given({}).describe(), DemoOptions.from_given({}).settings()
     ({'retries': 3}, {})
+    >>> from dataclasses import replace
+    >>> replace(DemoOptions.from_given({}), retries=1).settings()
+    {'retries': 1}
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from memreranker_core.errors import ConfigurationError
 SPEC_KEY = "memreranker_option"
 
 Check = Callable[[str, Any], Any]
+Show = Callable[[Any], Any]
 OptionsT = TypeVar("OptionsT", bound="BackendOptions")
 
 
@@ -47,6 +58,14 @@ class OptionSpec:
         cli: Whether the command line has a flag for it.
         cli_type: The flag's argument type: ``str``, ``int``, ``float`` or ``bool`` (a store-true flag).
         choices: The accepted values, for the flag and the message.
+        show: ``show(value) -> shown``: how a set value appears in ``describe()`` and ``repr`` (for example a URL
+            without the query string that may carry a token); ``None`` shows it as stored. Never applied to
+            ``settings()``, which serializes the value itself. A secret is never shown at all.
+
+    Example:
+        >>> spec = OptionSpec(help="service URL", show=lambda url: url.split("?")[0])
+        >>> spec.show("https://host/v1?token=abc")
+        'https://host/v1'
     """
 
     help: str
@@ -55,6 +74,7 @@ class OptionSpec:
     cli: bool = True
     cli_type: type = str
     choices: tuple[str, ...] | None = None
+    show: Show | None = None
 
 
 def option(
@@ -66,27 +86,54 @@ def option(
     cli: bool = True,
     cli_type: type = str,
     choices: tuple[str, ...] | None = None,
+    show: Show | None = None,
 ) -> Any:
-    """A dataclass field declaring one backend option (see the module's example)."""
+    """A dataclass field declaring one backend option (see the module's example and ``OptionSpec``)."""
     if choices is not None and check is None:
         check = one_of(choices)
-    spec = OptionSpec(help=help, check=check, secret=secret, cli=cli, cli_type=cli_type, choices=choices)
+    spec = OptionSpec(help=help, check=check, secret=secret, cli=cli, cli_type=cli_type, choices=choices, show=show)
     return field(default=default, metadata={SPEC_KEY: spec})
 
 
+@dataclass(frozen=True, repr=False)
 class BackendOptions:
     """Base of the frozen options dataclasses. Subclasses declare fields with ``option`` and may override
-    ``check_together`` for checks that involve several options."""
+    ``check_together`` for checks that involve several options.
+
+    Attributes:
+        given: The names of the options the user gave (keyword-only; not an option). ``from_given`` sets it; on
+            any construction, ``None`` values are dropped from it and every option whose value differs from its
+            default is added, so ``dataclasses.replace(options, name=value)`` counts ``name`` as given.
+
+    Example:
+        >>> @dataclass(frozen=True, repr=False)
+        ... class DemoOptions(BackendOptions):
+        ...     retries: int = option(3, check=whole(0), help="retries")
+        >>> DemoOptions.from_given({"retries": 3}) == DemoOptions.from_given({})  # same values, not the same settings
+        False
+        >>> DemoOptions(retries=5).given
+        frozenset({'retries'})
+    """
 
     #: The backend's name, for messages ("local", "hosted").
     BACKEND: ClassVar[str] = ""
 
+    given: frozenset[str] = field(default=frozenset(), repr=False, kw_only=True)
+
     def __post_init__(self) -> None:
-        for item in fields(self):  # type: ignore[arg-type]
-            spec = item.metadata.get(SPEC_KEY)
-            value = getattr(self, item.name)
-            if spec is not None and spec.check is not None and value is not None:
-                object.__setattr__(self, item.name, spec.check(item.name, value))
+        specs = self.specs()
+        for name, (_default, spec) in specs.items():
+            value = getattr(self, name)
+            if spec.check is not None and value is not None:
+                object.__setattr__(self, name, spec.check(name, value))
+        given = frozenset(self.given)
+        unknown = sorted(given - specs.keys())
+        if unknown:
+            raise ConfigurationError(f"given: {unknown} are not {self.BACKEND} options; known: {sorted(specs)}")
+        changed = {name for name, (default, _spec) in specs.items() if getattr(self, name) != default}
+        object.__setattr__(
+            self, "given", frozenset(name for name in given | changed if getattr(self, name) is not None)
+        )
         self.check_together()
 
     def check_together(self) -> None:
@@ -97,7 +144,7 @@ class BackendOptions:
     def specs(cls) -> dict[str, tuple[Any, OptionSpec]]:
         """``{name: (default, spec)}`` of every option, in declaration order."""
         found = {}
-        for item in fields(cls):  # type: ignore[arg-type]
+        for item in fields(cls):
             spec = item.metadata.get(SPEC_KEY)
             if spec is not None:
                 default = item.default if item.default is not MISSING else None
@@ -120,29 +167,24 @@ class BackendOptions:
         if unknown:
             raise ConfigurationError(f"unknown {cls.BACKEND} option(s) {unknown}; known: {sorted(cls.names())}")
         values = {name: value for name, value in given.items() if value is not None}
-        options = cls(**values)
-        object.__setattr__(options, "_given", frozenset(values))
-        return options
+        return cls(**values, given=frozenset(values))
 
     # ----------------------------------------------------------------- views
-    def given_names(self) -> frozenset[str]:
-        """Names of the options the user gave."""
-        return getattr(self, "_given", frozenset())
-
     def settings(self) -> dict[str, Any]:
         """Only what the user gave, as given (checked), without secrets: what serialization writes."""
         specs = self.specs()
-        return {name: getattr(self, name) for name in specs if name in self.given_names() and not specs[name][1].secret}
+        return {name: getattr(self, name) for name in specs if name in self.given and not specs[name][1].secret}
 
     def describe(self) -> dict[str, Any]:
-        """Every option in force, defaults included; a secret appears only as ``<name>_set``."""
+        """Every option in force, defaults included; a secret appears only as ``<name>_set``, any other value as
+        its option's ``show`` says."""
         shown: dict[str, Any] = {}
         for name, (_default, spec) in self.specs().items():
             value = getattr(self, name)
             if spec.secret:
                 shown[f"{name}_set"] = value is not None
             else:
-                shown[name] = value
+                shown[name] = spec.show(value) if spec.show is not None and value is not None else value
         return shown
 
     def __repr__(self) -> str:

@@ -10,9 +10,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-#: Flags that are not backend options: they are ``MemReranker``'s own arguments.
-CORE_FLAGS = ("backend", "model", "instruction")
-
 
 def _option_classes() -> list[Any]:
     from memreranker_core.backends import BACKENDS, options_class

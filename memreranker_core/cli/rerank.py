@@ -13,6 +13,9 @@ skipped. ``--format`` says how to read each line:
 ``--template`` fills ``{text}`` and the metadata fields of each document; a document without metadata (a ``--doc``,
 a plain-text line, a JSON string) has ``{text}`` only, and a template needing more is refused naming that document.
 
+``--json`` prints standard JSON: one object per result with ``rank``, ``index``, ``score``, ``logit`` (``null`` for
+a score of exactly 0 or 1, whose log-odds are infinite) and ``document``.
+
 Examples:
     memreranker rerank --query "What does Caroline do?" --doc "She is a counselor." --doc "It rained."
     memreranker rerank --query "..." --docs-file memories.jsonl --top-n 5 --json
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from typing import Any, BinaryIO, TextIO
 
 from memreranker_core.cli.backend_args import add_backend_arguments, reranker_from_args
@@ -98,6 +102,8 @@ def _json_document(line: str, origin: str) -> Any:
         ) from None
     except RecursionError:
         raise InvalidInputError(f"{origin} is JSON nested too deeply to read") from None
+    except ValueError as exc:  # an integer longer than Python reads (sys.get_int_max_str_digits())
+        raise InvalidInputError(f"{origin} is not JSON this reader accepts ({exc})") from None
     if isinstance(item, str) or (isinstance(item, dict) and isinstance(item.get("text"), str)):
         return item
     raise InvalidInputError(f"{origin} must be a JSON string or an object with a string 'text'")
@@ -127,6 +133,11 @@ def _preview(text: str) -> str:
     return flat if len(flat) <= PREVIEW_WIDTH else flat[: PREVIEW_WIDTH - 1] + "…"
 
 
+def _finite(logit: float | None) -> float | None:
+    """A logit for ``--json``: ``null`` where it is infinite (a score of exactly 0 or 1), which JSON cannot hold."""
+    return logit if logit is not None and math.isfinite(logit) else None
+
+
 def run_rerank(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     """Handle ``memreranker rerank``."""
     numbered: list[tuple[str, Any]] = [(f"--doc {n}", doc) for n, doc in enumerate(args.doc or [], start=1)]
@@ -141,10 +152,10 @@ def run_rerank(args: argparse.Namespace, stdout: TextIO, stdin: TextIO) -> int:
     results = reranker.rerank(args.query, documents, top_n=args.top_n, score_threshold=args.threshold)
     if args.json:
         rows = [
-            {"rank": rank, "index": r.index, "score": r.score, "logit": r.logit, "document": r.document}
+            {"rank": rank, "index": r.index, "score": r.score, "logit": _finite(r.logit), "document": r.document}
             for rank, r in enumerate(results, start=1)
         ]
-        json.dump(rows, stdout, ensure_ascii=False, indent=2)
+        json.dump(rows, stdout, ensure_ascii=False, indent=2, allow_nan=False)  # standard JSON: no Infinity
         stdout.write("\n")
         return 0
     stdout.write(f"{'rank':>4}  {'score':>6}  {'index':>5}  document\n")

@@ -77,33 +77,27 @@ def load_saved_run(path: str | Path) -> SavedRun:
         path = path / "results.json"
     if not path.is_file():
         raise InvalidInputError(f"{path} not found: pass a results.json written by `memreranker eval locomo`")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{path} is not a JSON file ({exc})") from exc
+    results = _read_json(path.read_text(encoding="utf-8"), str(path))
     if not isinstance(results, dict) or "groups" not in results:
         raise InvalidInputError(f"{path} is not a results.json written by `memreranker eval locomo`")
-    per_question = path.parent / str(results.get("per_question_file", "per_question.jsonl"))
-    if not per_question.is_file():
-        raise InvalidInputError(f"{per_question} not found: compare needs the per-question file beside {path.name}")
+    per_question = _per_question_path(path, results.get("per_question_file", "per_question.jsonl"))
     rows: dict[str, dict[str, Any]] = {}
     for number, line in enumerate(per_question.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        row = json.loads(line)
-        if not row.get("metrics"):
-            raise InvalidInputError(
-                f"{per_question}:{number} has no per-question metrics; re-run `memreranker eval locomo` with this "
-                "version to write them"
-            )
-        rows[row["qid"]] = {
-            "category": row["category"],
-            "metrics": row["metrics"],
-            "candidate_recall": (row["metrics"].get("candidate_recall") or {}).get("R@K", math.nan),
-        }
+        where = f"{per_question}:{number}"
+        qid, row = _row(_read_json(line, where), where)
+        if qid in rows:
+            raise InvalidInputError(f"{where} repeats question id {qid!r}: each question must be saved once")
+        rows[qid] = row
     if not rows:
         raise InvalidInputError(f"{per_question} holds no question")
     system = "reranked" if all("reranked" in row["metrics"] for row in rows.values()) else "first_stage"
+    lacking = [qid for qid, row in rows.items() if system not in row["metrics"]]
+    if lacking:
+        raise InvalidInputError(
+            f"{per_question}: question(s) {lacking[:5]} have no {system!r} metrics; re-run `memreranker eval locomo`"
+        )
     return SavedRun(
         label=path.parent.name or str(path.parent), path=str(path), results=results, system=system, rows=rows
     )
@@ -153,6 +147,65 @@ class Comparison:
     only_b: int
     stat_test: str
     max_p: float
+
+
+def _read_json(text: str, where: str) -> Any:
+    """``text`` parsed as JSON, or ``InvalidInputError`` naming ``where`` (bad JSON, nesting past the interpreter's
+    limit, or an integer too long to read)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidInputError(f"{where} is JSON nested too deeply to read") from None
+    except ValueError as exc:  # json.JSONDecodeError, and an integer over Python's digit limit
+        raise InvalidInputError(f"{where} is not valid JSON ({exc})") from None
+
+
+def _per_question_path(results_path: Path, name: Any) -> Path:
+    """The per-question file named in ``results.json``: a relative path that stays inside the run's folder."""
+    folder = results_path.parent.resolve()
+    if not isinstance(name, str) or not name or "\0" in name:
+        raise InvalidInputError(f"{results_path}: per_question_file must be a file name, not {name!r:.80}")
+    target = (folder / name).resolve()
+    if Path(name).is_absolute() or not target.is_relative_to(folder):
+        raise InvalidInputError(
+            f"{results_path}: per_question_file {name!r:.80} points outside the run's folder {folder}; compare only "
+            "reads the per-question file beside results.json"
+        )
+    if not target.is_file():
+        raise InvalidInputError(f"{target} not found: compare needs the per-question file beside {results_path.name}")
+    return target
+
+
+def _row(row: Any, where: str) -> tuple[str, dict[str, Any]]:
+    """One saved question, checked: ``(qid, {"category", "metrics", "candidate_recall"})``."""
+    if not isinstance(row, dict):
+        raise InvalidInputError(f"{where} must be a JSON object (one question), not a {type(row).__name__}")
+    qid, category, metrics = row.get("qid"), row.get("category"), row.get("metrics")
+    if not isinstance(qid, str) or not qid:
+        raise InvalidInputError(f"{where} has no question id ('qid'): is this an `eval locomo` per_question.jsonl?")
+    if isinstance(category, bool) or not isinstance(category, int):
+        raise InvalidInputError(f"{where} ({qid}) has no whole-number 'category'")
+    if not metrics or not isinstance(metrics, dict):
+        raise InvalidInputError(
+            f"{where} has no per-question metrics; re-run `memreranker eval locomo` with this version to write them"
+        )
+    for system, values in metrics.items():
+        if not isinstance(values, dict) or not all(_is_number(value) for value in values.values()):
+            raise InvalidInputError(f"{where} ({qid}): metrics[{system!r:.40}] must map metric names to numbers")
+    recall = metrics.get("candidate_recall") or {}
+    return qid, {"category": category, "metrics": metrics, "candidate_recall": recall.get("R@K", math.nan)}
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and _fits(value))
+
+
+def _fits(value: int | float) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def compare_runs(a: SavedRun, b: SavedRun, stat_test: str = "student", max_p: float = DEFAULT_MAX_P) -> Comparison:

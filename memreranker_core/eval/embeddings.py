@@ -1,9 +1,12 @@
 """Sentence-transformers embeddings for the dense first stage, cached on disk per conversation.
 
 A cache entry is one ``.npy`` file (float32, one row per text) named by the SHA-256 of the model id and the exact
-texts, in order, under ``<cache dir>/<model slug>/``. A conversation's turns are one entry and its questions
-another, so a second run with the same model and the same rendered text loads the vectors and never loads the
-model. The model id is the ``--embedding-model`` string as given (a hub id, or a local folder's resolved path):
+texts, in order (each length-prefixed, so two different text lists never share a name), under
+``<cache dir>/<model slug>/``. An entry is used only if it is a finite float32 matrix with one unit-length (or
+zero) row per text and the model's width (from ``dimension.txt``, written beside the entries when the model runs,
+else the width this embedder already saw); a damaged, truncated or mismatched entry is logged and recomputed.
+A conversation's turns are one entry and its questions another, so a second run with the same model and the same
+rendered text loads the vectors and never loads the model. The model id is the ``--embedding-model`` string as given (a hub id, or a local folder's resolved path):
 if you overwrite a local folder's weights, clear its cache folder.
 
 The default cache folder is ``$MEMRERANKER_CACHE/embeddings``, else ``$XDG_CACHE_HOME/memreranker/embeddings``,
@@ -33,7 +36,10 @@ logger = logging.getLogger(__name__)
 
 #: A small, widely used English embedding model (384 dimensions, 22M parameters).
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_CACHE_VERSION = "v1"
+_CACHE_VERSION = "v2"
+#: How far from 1 a cached row's length may be (rows are L2-normalized in float32).
+_NORM_TOLERANCE = 1e-3
+_WIDTH_FILE = "dimension.txt"
 
 
 def default_cache_dir() -> Path:
@@ -51,11 +57,18 @@ def model_id(model: str) -> str:
 
 
 def cache_key(model: str, texts: Sequence[str]) -> str:
-    """The SHA-256 (hex) of the model id and the texts, in order; the cache file's name."""
-    digest = hashlib.sha256(f"{_CACHE_VERSION}\0{model_id(model)}\0{len(texts)}".encode())
-    for text in texts:
-        digest.update(b"\0")
-        digest.update(text.encode("utf-8"))
+    """The SHA-256 (hex) of the model id and the texts, in order, each length-prefixed; the cache file's name.
+
+    Example:
+        >>> cache_key("m", ["a\0b", "c"]) != cache_key("m", ["a", "b\0c"])
+        True
+    """
+    digest = hashlib.sha256(_CACHE_VERSION.encode())
+    for part in (model_id(model), *texts):
+        data = part.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data)
+    digest.update(len(texts).to_bytes(8, "big"))
     return digest.hexdigest()
 
 
@@ -117,12 +130,9 @@ class CachedEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         path = self.folder / f"{cache_key(self.model, texts)}.npy"
-        if path.is_file():
-            vectors = np.load(path)
-            if vectors.shape[0] == len(texts):
-                logger.debug("embedding cache hit: %s", path)
-                return vectors
-            logger.warning("ignoring the malformed embedding cache file %s", path)
+        cached = self._cached(path, len(texts))
+        if cached is not None:
+            return cached
         if "model" not in self._loaded:  # loaded once per embedder, and only on a cache miss
             self._loaded["model"] = _load_model(self.model, self.device)
         encoder = self._loaded["model"]
@@ -137,4 +147,61 @@ class CachedEmbedder:
         partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npy")
         np.save(partial, vectors)
         os.replace(partial, path)  # atomic: a crash never leaves a truncated entry
+        self._remember_width(int(vectors.shape[1]))
         return vectors
+
+    def _cached(self, path: Path, count: int) -> Any:
+        """The entry at ``path`` when it is usable for ``count`` texts, else ``None`` (a bad one is logged)."""
+        import numpy as np
+
+        if not path.is_file():
+            return None
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except Exception as exc:  # garbage, a truncated file, pickled objects: any unreadable entry is recomputed
+            problem = f"unreadable: {type(exc).__name__}"
+        else:
+            problem = _problem(vectors, count, self._width())
+        if problem is not None:
+            logger.warning("ignoring the embedding cache file %s (%s); computing it again", path, problem)
+            return None
+        logger.debug("embedding cache hit: %s", path)
+        self._loaded.setdefault("width", int(vectors.shape[1]))
+        return vectors
+
+    def _width(self) -> int | None:
+        """The model's vector width: remembered, or from the folder's ``dimension.txt``; ``None`` if unknown."""
+        if "width" not in self._loaded:
+            try:
+                width = int((self.folder / _WIDTH_FILE).read_text(encoding="ascii").strip())
+            except (OSError, ValueError, UnicodeError):
+                return None
+            if width > 0:
+                self._loaded["width"] = width
+        return self._loaded.get("width")
+
+    def _remember_width(self, width: int) -> None:
+        """Keep the model's own width, for this embedder and in ``dimension.txt`` for later runs."""
+        self._loaded["width"] = width
+        target = self.folder / _WIDTH_FILE
+        partial = target.with_name(f"{_WIDTH_FILE}.{os.getpid()}.tmp")
+        partial.write_text(f"{width}\n", encoding="ascii")
+        os.replace(partial, target)
+
+
+def _problem(vectors: Any, count: int, width: int | None) -> str | None:
+    """What makes ``vectors`` unusable as the embeddings of ``count`` texts, or ``None``."""
+    import numpy as np
+
+    if not isinstance(vectors, np.ndarray) or vectors.dtype != np.float32:
+        return f"not a float32 array but {getattr(vectors, 'dtype', type(vectors).__name__)}"
+    if vectors.ndim != 2 or vectors.shape[0] != count:
+        return f"shape {vectors.shape}, expected ({count}, width)"
+    if width is not None and vectors.shape[1] != width:
+        return f"vectors of width {vectors.shape[1]}, the model's are {width}"
+    if not np.isfinite(vectors).all():
+        return "vectors that are not finite (NaN or infinity)"
+    norms = np.linalg.norm(vectors, axis=1)
+    if not np.all((np.abs(norms - 1.0) <= _NORM_TOLERANCE) | (norms == 0.0)):
+        return "vectors that are not unit length"
+    return None

@@ -213,12 +213,17 @@ def load_locomo(path: str | Path) -> LocomoData:
         )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{path} is not a JSON file ({exc})") from exc
+    except RecursionError:
+        raise InvalidInputError(f"{path} is JSON nested too deeply to read; is this a LoCoMo file?") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # bad JSON, or an integer over Python's digit limit
+        raise InvalidInputError(f"{path} is not a JSON file ({exc})") from None
     if not isinstance(raw, list) or not raw:
         raise InvalidInputError(f"{path} must hold a non-empty JSON list of LoCoMo conversations")
     issues: list[EvidenceIssue] = []
-    conversations = tuple(_conversation(item, position, issues) for position, item in enumerate(raw))
+    try:
+        conversations = tuple(_conversation(item, position, issues) for position, item in enumerate(raw))
+    except RecursionError:  # a field nested just under the parser's limit, turned into text
+        raise InvalidInputError(f"{path} holds a value nested too deeply to read; is this a LoCoMo file?") from None
     ids = [conversation.sample_id for conversation in conversations]
     if len(set(ids)) != len(ids):
         raise InvalidInputError(f"{path}: conversation sample_id values repeat: {ids}")

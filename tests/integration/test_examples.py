@@ -41,11 +41,17 @@ FRAMEWORK_EXAMPLES: dict[str, Callable[[str, str, str], str]] = {
     "llamaindex_query_engine.py": templated,
     "haystack_pipeline.py": prepended,
     "mem0_memory.py": prepended,
+    "agno_knowledge.py": prepended,
     "graphiti_memory.py": dated,
     "memos_memory.py": templated,
 }
 #: Examples of frameworks outside the test environment's extras run only where those are installed (MemOS).
-NEEDS = {"mem0_memory.py": ("mem0",), "graphiti_memory.py": ("graphiti_core", "kuzu"), "memos_memory.py": ("memos",)}
+NEEDS = {
+    "mem0_memory.py": ("mem0",),
+    "agno_knowledge.py": ("agno", "qdrant_client"),
+    "graphiti_memory.py": ("graphiti_core", "kuzu"),
+    "memos_memory.py": ("memos",),
+}
 RUNNABLE = [s for s in sorted(FRAMEWORK_EXAMPLES) if all(importlib.util.find_spec(m) for m in NEEDS.get(s, ()))]
 
 

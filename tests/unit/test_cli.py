@@ -143,14 +143,14 @@ def test_hosted_options_reach_the_backend():
             "2",
         ]
     )
-    backend = reranker_from_args(args).backend
-    assert (backend.base_url, backend.read_timeout, backend.max_retries, backend.max_concurrency) == (
+    options = reranker_from_args(args).backend.options
+    assert (options.base_url, options.read_timeout, options.max_retries, options.max_concurrency) == (
         "http://10.1.2.3:8000",
         7.5,
         1,
         2,
     )
-    assert backend.allow_insecure_http is True
+    assert options.allow_insecure_http is True
 
 
 # ----------------------------------------------------------------- reading documents (no model needed)

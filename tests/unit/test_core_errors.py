@@ -72,6 +72,20 @@ def test_invalid_input_errors_are_also_value_and_type_errors():
     assert issubclass(ConfigurationError, ValueError)
 
 
+def test_only_transient_hosted_failures_are_retryable_and_a_cancelled_call_is_not():
+    classes = {getattr(errors, name) for name in errors.__all__} - {errors.RetryableError}
+    retryable = {cls for cls in classes if issubclass(cls, errors.RetryableError)}
+    assert retryable == {
+        errors.RateLimitError,
+        errors.ServerError,
+        errors.ServiceTimeoutError,
+        errors.ServiceConnectionError,
+    }
+    assert issubclass(errors.CallCancelledError, errors.HostedBackendError)
+    assert not issubclass(errors.CallCancelledError, errors.RetryableError)
+    assert issubclass(errors.RetryableError, errors.HostedBackendError)  # existing handlers keep catching them
+
+
 def test_unknown_backend_raises_configuration_error_listing_the_choices():
     with pytest.raises(ConfigurationError, match=r"unknown backend 'gpu'.*'local'.*'hosted'"):
         MemReranker(backend="gpu")

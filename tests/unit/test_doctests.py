@@ -17,6 +17,7 @@ PACKAGES = (
     "mem0_memreranker",
     "graphiti_memreranker",
     "memos_memreranker",
+    "agno_memreranker",
 )
 #: Modules that run something when imported.
 NOT_IMPORTED = ("__main__",)

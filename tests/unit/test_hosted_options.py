@@ -9,7 +9,7 @@ import pytest
 
 from memreranker_core import MemReranker, errors
 from memreranker_core.backends.hosted.backend import HostedBackend
-from memreranker_core.backends.hosted.options import DEFAULT_BASE_URL
+from memreranker_core.backends.hosted.options import DEFAULT_BASE_URL, HostedOptions
 from memreranker_core.types import ScoreRequest
 from tests.support.rerank_server import RerankServer
 
@@ -164,3 +164,12 @@ def test_user_info_in_base_url_is_refused_without_echoing_it(url):
 def test_no_documents_means_no_call_and_no_key_needed():
     backend = HostedBackend()
     assert backend.score(ScoreRequest(query="q", documents=(), instruction="")) == []
+
+
+def test_a_credential_in_the_base_url_query_is_never_shown_but_is_kept_in_settings():
+    url = "https://svc.example/v1?access_token=qs-SECRET-1"
+    options = HostedOptions.from_given({"base_url": url})
+    for shown in (repr(options), str(options.describe()), repr(HostedBackend(base_url=url))):
+        assert "qs-SECRET-1" not in shown and "access_token" not in shown
+    assert options.describe()["base_url"] == "https://svc.example/v1?***"
+    assert options.settings() == {"base_url": url}  # serialized as given, so a saved pipeline still reaches it

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from memreranker_core import MemReranker
-from memreranker_core.backends.local import TokenBudget, default_batch_tokens, run_in_budget
+from memreranker_core.backends.local import TokenBudget, default_batch_tokens, plan_batches, run_in_budget
 from memreranker_core.errors import BackendError, ConfigurationError
 from tests.support.golden_inputs import HARD_CASES, synthetic_memories
 
@@ -115,7 +115,7 @@ def test_errors_other_than_out_of_memory_are_not_retried(tiny_model_path, monkey
 def test_run_in_budget_returns_values_in_input_order_across_retries():
     lengths = [7, 3, 9, 1, 5, 5, 2]
     budget = TokenBudget(20)
-    failed = []
+    failed, kept = [], []
 
     def run(indices):
         if len(indices) > 1 and not failed:
@@ -123,8 +123,10 @@ def test_run_in_budget_returns_values_in_input_order_across_retries():
             raise torch.OutOfMemoryError("simulated")
         return [index * 10.0 for index in indices]
 
-    assert run_in_budget(lengths, budget, run) == [index * 10.0 for index in range(len(lengths))]
-    assert failed and budget.value == 10
+    ran = run_in_budget(lengths, plan_batches(lengths, budget.value), budget, run, on_budget=kept.append)
+    assert ran.values == [index * 10.0 for index in range(len(lengths))]
+    assert failed and [b.value for b in kept] == [10]
+    assert sorted(i for batch in ran.batches for i in batch) == list(range(len(lengths)))
 
 
 def test_the_shared_prefix_cache_stores_nothing_during_the_forward():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import FrozenInstanceError, dataclass
+from dataclasses import FrozenInstanceError, dataclass, replace
 
 import pytest
 
@@ -73,6 +73,40 @@ def test_a_new_option_is_one_field_and_every_view_follows():
     assert given.describe() == {"retries": 5, "token_set": True}
     with pytest.raises(ConfigurationError, match="retries must be a whole number <= 9"):
         DemoOptions.from_given({"retries": 10})
+
+
+@pytest.mark.parametrize("cls", [LocalOptions, HostedOptions])
+def test_what_was_given_is_a_field_so_replace_equality_and_settings_agree(cls):
+    name, other = {LocalOptions: ("batch_tokens", "max_length"), HostedOptions: ("max_retries", "api_style")}[cls]
+    value, other_value = {LocalOptions: (256, 4096), HostedOptions: (1, "vllm")}[cls]
+    assert replace(cls.from_given({}), **{name: value}).settings() == {name: value}
+    both = replace(cls.from_given({other: other_value}), **{name: value})
+    assert both.settings() == {other: other_value, name: value}
+    default = cls.specs()[other][0]
+    explicit, implicit = cls.from_given({other: default}), cls.from_given({})
+    assert explicit.settings() != implicit.settings() and explicit != implicit  # same values, different settings
+    assert explicit == cls.from_given({other: default}) and hash(explicit) == hash(cls.from_given({other: default}))
+    assert "given" not in cls.names() and "given" not in explicit.describe() and "given" not in repr(explicit)
+
+
+def test_given_keeps_only_set_option_names():
+    assert LocalOptions(device="cpu").given == {"device"}  # a value off its default counts as given
+    assert LocalOptions(given=frozenset({"device"})).settings() == {}  # a name without a value does not
+    with pytest.raises(ConfigurationError, match=r"\['retries'\] are not local options"):
+        LocalOptions(given=frozenset({"retries"}))
+
+
+def test_an_option_says_how_its_value_is_shown_in_describe_and_repr_but_settings_keep_it():
+    @dataclass(frozen=True, repr=False)
+    class DemoOptions(BackendOptions):
+        BACKEND = "demo"
+        url: str | None = option(None, show=lambda url: url.split("?")[0] + "?...", help="demo: a URL")
+
+    given = DemoOptions.from_given({"url": "https://host/v1?token=" + SECRET})
+    assert given.describe() == {"url": "https://host/v1?..."}
+    assert SECRET not in repr(given)
+    assert given.settings() == {"url": "https://host/v1?token=" + SECRET}
+    assert DemoOptions.from_given({}).describe() == {"url": None}  # show is never applied to an unset value
 
 
 def test_every_backend_option_with_a_flag_is_on_the_command_line():

@@ -44,3 +44,9 @@ def test_a_local_reranker_pickles_without_loading_its_model(tmp_path):
     rr = MemReranker(backend="local", model=str(tmp_path), device="cpu", max_length=256)  # nothing to load there
     loaded = pickle.loads(pickle.dumps(rr))
     assert loaded.settings() == {"backend": "local", "model": str(tmp_path), "device": "cpu", "max_length": 256}
+
+
+def test_a_model_given_as_a_path_object_is_kept_in_settings_and_pickles(tmp_path):
+    rr = MemReranker(backend="local", model=tmp_path, device="cpu")  # a pathlib.Path, not a string
+    assert rr.settings() == {"backend": "local", "model": str(tmp_path), "device": "cpu"}
+    assert pickle.loads(pickle.dumps(rr)).describe()["model"] == str(tmp_path)

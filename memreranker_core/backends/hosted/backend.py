@@ -42,8 +42,9 @@ from memreranker_core.backends.hosted.responses import Answer, log_odds, probabi
 from memreranker_core.backends.hosted.transport import Transport
 from memreranker_core.backends.hosted.urls import ServiceURL
 from memreranker_core.backends.options import secret_text
+from memreranker_core.checkpoint import resolve_instruction
 from memreranker_core.errors import AuthenticationError, ConfigurationError, HostedBackendError, InvalidInputError
-from memreranker_core.prompt import DEFAULT_INSTRUCTION, hosted_query_text
+from memreranker_core.prompt import hosted_query_text
 from memreranker_core.types import ScoreRequest
 
 logger = logging.getLogger(__name__)
@@ -242,7 +243,7 @@ class HostedBackend:
                 headers=headers,
                 secrets=secrets,
             )
-        query = hosted_query_text(request.query, request.instruction or DEFAULT_INSTRUCTION, request.context)
+        query = hosted_query_text(request.query, resolve_instruction(request.instruction), request.context)
         documents = self._fit(list(request.documents))
         counter = self._token_counter()
         chunks = plan_chunks(

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-MEMOS_KEY_ENV = "MEMOS_API_KEY"
+from memreranker_core.backends import MEMOS_API_KEY_ENV
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,15 @@ class Dialect:
 
 DIALECTS: dict[str, Dialect] = {
     "memos": Dialect(
-        "memos", "the Memos Rerank API", "/rerank", "Token", True, MEMOS_KEY_ENV, "documents", "memos-reranker-4b", 100
+        "memos",
+        "the Memos Rerank API",
+        "/rerank",
+        "Token",
+        True,
+        MEMOS_API_KEY_ENV,
+        "documents",
+        "memos-reranker-4b",
+        100,
     ),
     "vllm": Dialect("vllm", "the vLLM rerank server", "/v1/rerank", "Bearer", False, None, "documents", None, 100),
     "jina": Dialect("jina", "the Jina rerank API", "/v1/rerank", "Bearer", True, None, "documents", None, 100),

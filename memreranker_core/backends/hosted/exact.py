@@ -22,8 +22,8 @@ Request and answer (vLLM 0.32, ``vllm/entrypoints/pooling/classify``)::
 Every index of the answer is checked (in range, once, each with one finite number) before a score is used.
 
 ``/classify`` is not under ``/v1``, and vLLM's ``--api-key`` guards only ``/v1``, ``/v2``, ``/inference`` and
-``/cohere`` paths: an exact-mode server must sit on a private network or behind a proxy that checks the key (the
-client sends ``Authorization: Bearer <api_key>`` when a key is given, so such a proxy can).
+``/cohere`` paths: an exact-mode server needs a guard that checks the key on every path (docs/serving.md); the
+client sends ``Authorization: Bearer <api_key>`` when a key is given.
 
 Example:
     >>> from memreranker_core.backends.hosted.urls import ServiceURL
@@ -46,6 +46,7 @@ from memreranker_core.backends.hosted.chunking import plan_chunks
 from memreranker_core.backends.hosted.failures import malformed
 from memreranker_core.backends.hosted.responses import Answer
 from memreranker_core.backends.hosted.urls import ServiceURL
+from memreranker_core.checkpoint import resolve_instruction
 from memreranker_core.errors import BadRequestError, HostedBackendError, InvalidInputError
 from memreranker_core.prompt import DEFAULT_INSTRUCTION
 from memreranker_core.prompt_tokens import PreparedCall, PromptEncoder
@@ -89,6 +90,11 @@ class ExactMode:
         self._default_instruction = DEFAULT_INSTRUCTION
         self._lock = threading.Lock()
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the tokenizer is loaded (the first call loads it)."""
+        return self._encoder is not None
+
     def encoder(self) -> PromptEncoder:
         """The ``PromptEncoder`` on the served model's tokenizer, loaded on first use (no torch needed).
 
@@ -101,7 +107,7 @@ class ExactMode:
                 from memreranker_core.backends.hosted.tokenizer import default_instruction, load_tokenizer
 
                 self._encoder = PromptEncoder(load_tokenizer(self.tokenizer))
-                self._default_instruction = default_instruction(self.tokenizer) or DEFAULT_INSTRUCTION
+                self._default_instruction = resolve_instruction(None, default_instruction(self.tokenizer))
             return self._encoder
 
     def plan(self, request: ScoreRequest, max_tokens: int, max_documents: int) -> tuple[PreparedCall, list[list[int]]]:
@@ -186,7 +192,8 @@ def _fill(data: list[Any], chunk: Sequence[int], values: list[float | None]) -> 
     for item in data:
         index = item.get("index") if isinstance(item, dict) else None
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-            return f"result index {index!r} out of range for {count} prompts sent"
+            shown = "a huge integer" if isinstance(index, int) and abs(index) >= 10**12 else repr(index)[:40]
+            return f"result index {shown} out of range for {count} prompts sent"
         if values[index] is not None:
             return f"document {chunk[index]} scored more than once"
         probs = item.get("probs")
@@ -196,22 +203,16 @@ def _fill(data: list[Any], chunk: Sequence[int], values: list[float | None]) -> 
                 f"{len(probs) if isinstance(probs, list) else type(probs).__name__}; start the server with the "
                 "hf_overrides of docs/serving.md (one yes/no label)"
             )
-        value = probs[0]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            return f"document {chunk[index]}: score {value!r} is not a finite number"
-        values[index] = float(value)
+        raw = probs[0]
+        try:
+            value = math.nan if isinstance(raw, bool) or not isinstance(raw, (int, float)) else float(raw)
+        except OverflowError:  # an integer too large for a float (JSON allows hundreds of digits)
+            value = math.nan
+        if not math.isfinite(value):
+            shown = "a huge integer" if isinstance(raw, int) and abs(raw) >= 10**12 else repr(raw)[:40]
+            return f"document {chunk[index]}: score {shown} is not a finite number"
+        values[index] = value
     return None
 
 
-def merge(count: int, chunks: Sequence[Sequence[int]], parts: Sequence[Sequence[float]]) -> list[float]:
-    """The chunks' log-odds back in input order; every position must be filled exactly once."""
-    logits: list[float | None] = [None] * count
-    for chunk, values in zip(chunks, parts, strict=True):
-        for position, value in zip(chunk, values, strict=True):
-            logits[position] = value
-    if any(value is None for value in logits):  # cannot happen: each chunk was checked whole
-        raise RuntimeError("a document was left unscored after the merge")
-    return [float(value) for value in logits]  # type: ignore[arg-type]
-
-
-__all__ = ["CLASSIFY_PATH", "ExactMode", "merge"]
+__all__ = ["CLASSIFY_PATH", "ExactMode"]

@@ -1,11 +1,9 @@
 """What a failed hosted call means: HTTP statuses and service body codes mapped to typed errors and retry decisions.
 
 Every message says what happened and what to do. Messages quote the service's own words, which may echo the API
-key (or an extra header's value) back, so those words go through ``service_words`` first: every secret is removed
-from the whole text (also when HTML tags or whitespace were put between its characters), then tags are dropped and
-only then is the text cut to its length limit. A secret shorter than ``MIN_REDACTABLE`` characters cannot be
-removed without mangling ordinary words (a key ``"ab"`` would blank every ``ab``), so while one is in use the
-service's words are left out of messages entirely and the message says so.
+key (or an extra header's value) back, in any form the request can yield (escaped, percent-encoded, re-cased,
+base64, only the credential after ``Bearer``), so those words go through ``service_words`` first: redaction lives
+in ``memreranker_core.backends.hosted.redaction`` (see its docstring), and its names stay importable from here.
 
 Example:
     >>> failure = classify(status=200, code=40132, detail="API key is invalid or expired")
@@ -17,10 +15,18 @@ Example:
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 
+from memreranker_core.backends.hosted.redaction import (  # noqa: F401 - kept importable from here
+    MIN_REDACTABLE,
+    SAID_LIMIT,
+    SHORT_SECRET_NOTE,
+    Secrets,
+    _each,
+    quote,
+    redact,
+    service_words,
+)
 from memreranker_core.errors import (
     AuthenticationError,
     BadRequestError,
@@ -34,14 +40,6 @@ from memreranker_core.errors import (
     ServiceConnectionError,
     ServiceTimeoutError,
 )
-
-#: Secrets shorter than this are never searched for in text (see the module's note): the service's words are dropped.
-MIN_REDACTABLE = 8
-#: Longest quote of the service's words in a message.
-SAID_LIMIT = 300
-_TAG = re.compile(r"<[^>]*>")
-_GAP = r"(?:\s|<[^>]*>)*"  # what may sit between a secret's characters in a body: whitespace and tags
-SHORT_SECRET_NOTE = "the service's own words are left out: the API key is too short to redact them safely"
 
 #: HTTP statuses worth another attempt: the request may succeed unchanged.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -229,38 +227,3 @@ def too_large(limit: int) -> Failure:
 def cancelled(what: str) -> Failure:
     """The call was stopped (closed or cancelled) while this attempt was in flight."""
     return Failure(CallCancelledError, False, what, "call again: a closed reranker opens a new session")
-
-
-Secrets = Sequence[str | None] | str | None
-
-
-def _each(secrets: Secrets) -> tuple[str, ...]:
-    if secrets is None or isinstance(secrets, str):
-        secrets = (secrets,)
-    return tuple(secret for secret in secrets if secret)
-
-
-def redact(text: str, secrets: Secrets) -> str:
-    """``text`` with every occurrence of each secret (at least ``MIN_REDACTABLE`` long) replaced by ``***``,
-    also where whitespace or HTML tags were put between its characters."""
-    for secret in _each(secrets):
-        if len(secret) >= MIN_REDACTABLE and secret[0] in text:
-            text = re.sub(_GAP.join(re.escape(char) for char in secret), "***", text)
-    return text
-
-
-def service_words(text: str, secrets: Secrets, limit: int = SAID_LIMIT) -> str:
-    """The service's own ``text`` made safe to quote: secrets removed from the whole text first, then tags
-    dropped, whitespace collapsed, and cut to ``limit`` characters. ``""`` when a secret is too short to redact."""
-    if any(len(secret) < MIN_REDACTABLE for secret in _each(secrets)):
-        return ""
-    text = " ".join(_TAG.sub(" ", redact(text, secrets)).split())
-    return text[:limit] + ("..." if len(text) > limit else "")
-
-
-def quote(text: str, secrets: Secrets, limit: int = SAID_LIMIT) -> str:
-    """What a message may quote of the service's ``text``: its safe words, ``SHORT_SECRET_NOTE`` when they had to
-    be left out, or ``""`` when it said nothing."""
-    if not text or not text.strip():
-        return ""
-    return service_words(text, secrets, limit) or SHORT_SECRET_NOTE

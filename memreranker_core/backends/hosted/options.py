@@ -130,7 +130,10 @@ class HostedOptions(BackendOptions):
         help="hosted: API key (prefer the MEMOS_API_KEY variable: arguments show in `ps`)",
     )
     base_url: str | None = option(
-        None, check=text, help="hosted: service URL (default $MEMOS_BASE_URL, else the Memos API)"
+        None,
+        check=text,
+        show=lambda url: url.split("?", 1)[0] + ("?***" if "?" in url else ""),
+        help="hosted: service URL (default $MEMOS_BASE_URL, else the Memos API); a query is sent, never shown",
     )
     api_style: str = option(DEFAULT_API_STYLE, choices=tuple(DIALECTS), help="hosted: the service's /rerank dialect")
     connect_timeout: float = option(10.0, check=_seconds, cli_type=float, help="hosted: seconds to connect")

@@ -114,7 +114,7 @@ def probabilities(
             repeated.append(positions[index])
             continue
         raw = next((item[key] for key in SCORE_FIELDS if key in item), None)
-        score = float(raw) if isinstance(raw, (int, float)) and not isinstance(raw, bool) else math.nan
+        score = as_number(raw)
         if math.isnan(score) or not 0.0 <= score <= 1.0:
             bad_scores.append(f"document {positions[index]}: {_shown(raw, secrets)}")
             scores[index] = math.nan
@@ -133,6 +133,24 @@ def probabilities(
     if problems:
         return malformed("; ".join(problems))
     return [float(score) for score in scores]  # type: ignore[arg-type]
+
+
+def as_number(value: Any) -> float:
+    """``value`` as a float when it is a JSON number a float can hold, else NaN (never an exception).
+
+    An integer too large for a float (JSON allows hundreds of digits) is NaN, not an ``OverflowError``, so it is
+    rejected like any other bad score.
+
+    Example:
+        >>> as_number(1), as_number(0.25), as_number(True), as_number("0.5"), as_number(10**400)
+        (1.0, 0.25, nan, nan, nan)
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.nan
 
 
 def log_odds(probability: float) -> float:
@@ -191,6 +209,8 @@ def _body_code(payload: Any, secrets: Sequence[str | None]) -> int | Failure | N
         code = int(code)
     if isinstance(code, bool) or not isinstance(code, int):
         return malformed(f"a non-numeric body code {_shown(code, secrets)}")
+    if abs(code) >= 10**12:
+        return malformed("a body code that is a huge integer")
     return None if code in (0, 200) else code
 
 

@@ -2,14 +2,19 @@
 
 Importing this package imports nothing heavy and none of its modules; each public name loads its module on first
 use, so ``memreranker_core.backends.local.options`` can be read (by the CLI, or to classify an option name)
-without the scoring code. One module per job:
+without the scoring code. One module per job; the first five never import torch, the others import torch (and
+transformers) at their top, and ``LocalBackend`` imports them (through ``runner``) only when the model loads:
 
 =============  ==============================================================================================
 ``options``    ``LocalOptions``: every local setting, declared once
-``backend``    ``LocalBackend``: the ``ScoringBackend`` (thread safety, load on first use, budget, OOM recovery)
+``reference``  what ``model`` names (hub id, path, ``CrossEncoder``) and its default, checked without torch
+``planning``   ``TokenBudget``, ``CallPlan``/``plan``: shared prefix or whole prompts, batches, the pass cost
+``gate``       ``ModelGate``: one call on the model at a time, in arrival order; stopped calls leave at once
+``backend``    ``LocalBackend``: the ``ScoringBackend`` (load on first use, one plan per call, the budget)
+``runner``     ``ModelRunner``: the loaded model; runs a ``CallPlan`` (the torch boundary)
 ``loading``    ``load_model``: ``from_pretrained`` or a ``CrossEncoder`` reused; device checks; default instruction
-``planning``   ``CallPlan``/``plan``: shared prefix or whole prompts, token-budget batches, the pass-cost model
-``budget``     ``TokenBudget``: the token budget and ``run_in_budget``, which halves it when a batch runs out
+``budget``     ``run_in_budget``: a plan's batches in order, a stop check between them, OOM halves the budget
+``threads``    ``torch_threads``: ``num_threads`` for one call, set back after
 ``forward``    ``run_prefix``/``run_batch``: the forward passes, each row read at its last token
 ``cache``      ``PrefixCache``: the shared prefix's keys and values, broadcast to every row without a copy
 =============  ==============================================================================================
@@ -18,11 +23,11 @@ The token ids come from ``memreranker_core.prompt_tokens`` (``PromptEncoder``, `
 hosted backend's exact mode.
 
 **Public API for checks and benchmarks** (everything exported here; nothing else is meant to be imported):
-``LocalBackend.loaded``, ``.prepare(request)``, ``.plan(request)``, ``.budget`` and ``.set_budget(...)`` show and
-tune how a call runs; ``run_prefix(loaded, ids)`` and ``run_batch(loaded, sequences, prefix)`` run the model's
-passes exactly as ``LocalBackend.score`` does; ``plan_batches``, ``share_prefix``, ``fill_batches``,
-``plan_cost``, ``default_pass_overhead``, ``layer_flops_per_token`` and ``PASS_OVERHEAD`` are the planner and its
-pass-cost model.
+``LocalBackend.loaded``, ``.prepare(request)``, ``.plan(request)`` (the plan ``score`` runs), ``.budget`` and
+``.set_budget(...)`` show and tune how a call runs; ``run_prefix(loaded, ids)`` and
+``run_batch(loaded, sequences, prefix)`` run the model's passes exactly as ``LocalBackend.score`` does;
+``plan_batches``, ``share_prefix``, ``fill_batches``, ``plan_cost``, ``default_pass_overhead``,
+``layer_flops_per_token`` and ``PASS_OVERHEAD`` are the planner and its pass-cost model.
 
 Example:
     >>> from memreranker_core.backends.local import plan_batches
@@ -39,8 +44,8 @@ from typing import Any
 _EXPORTS = {
     "LocalOptions": "options",
     "LocalBackend": "backend",
-    "DEFAULT_MODEL": "loading",
-    "MODEL_ENV": "loading",
+    "DEFAULT_MODEL": "reference",
+    "MODEL_ENV": "reference",
     "LoadedModel": "loading",
     "load_model": "loading",
     "CallPlan": "planning",
@@ -52,10 +57,14 @@ _EXPORTS = {
     "PASS_OVERHEAD": "planning",
     "default_pass_overhead": "planning",
     "layer_flops_per_token": "planning",
-    "TokenBudget": "budget",
+    "TokenBudget": "planning",
     "DEFAULT_BATCH_TOKENS": "budget",
     "default_batch_tokens": "budget",
     "run_in_budget": "budget",
+    "Ran": "budget",
+    "ModelGate": "gate",
+    "ModelRunner": "runner",
+    "torch_threads": "threads",
     "run_prefix": "forward",
     "run_batch": "forward",
     "PrefixCache": "cache",

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
+
 from memreranker_core.backends.local.cache import PrefixCache
 from memreranker_core.backends.local.loading import LoadedModel
 
@@ -31,8 +33,6 @@ __all__ = ["run_batch", "run_prefix"]
 
 def run_prefix(loaded: LoadedModel, ids: Sequence[int]) -> PrefixCache:
     """Run a call's shared prefix once (batch size 1); return each layer's keys and values."""
-    import torch
-
     input_ids = torch.tensor([list(ids)], device=loaded.device)
     output = loaded.model.model(input_ids=input_ids, use_cache=True)
     cache = output.cache if getattr(output, "cache", None) is not None else output.past_key_values
@@ -52,8 +52,6 @@ def run_batch(
     Returns:
         One value per row, in order.
     """
-    import torch
-
     offset = prefix.length if prefix is not None else 0
     count, width = len(sequences), max(len(seq) for seq in sequences)
     rows = [list(seq) + [loaded.pad_id] * (width - len(seq)) for seq in sequences]

@@ -4,19 +4,22 @@
 ``PromptEncoder`` built on it, the fp32 scoring vector ``W[yes] - W[no]`` and the checkpoint's default
 instruction. Every failure is typed: a device this torch cannot use is a ``ConfigurationError`` that says so, a
 missing, unreachable or damaged checkpoint a ``ModelLoadError`` that names the fix.
-
-torch and transformers are imported when a model loads, not when this module is imported.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from dataclasses import dataclass
 from typing import Any
 
-from memreranker_core._optional import require
+import torch
+from huggingface_hub import try_to_load_from_cache
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
 from memreranker_core.backends.local.options import LocalOptions
+from memreranker_core.backends.local.reference import MODEL_ENV, is_cross_encoder
 from memreranker_core.backends.options import secret_text
 from memreranker_core.checkpoint import read_default_instruction
 from memreranker_core.errors import ConfigurationError, MemRerankerError, ModelLoadError
@@ -25,17 +28,7 @@ from memreranker_core.prompt_tokens import PromptEncoder
 
 logger = logging.getLogger(__name__)
 
-MODEL_ENV = "MEMRERANKER_MODEL"
-DEFAULT_MODEL = "IAAR-Shanghai/MemReranker-4B"
-
-__all__ = [
-    "DEFAULT_MODEL",
-    "MODEL_ENV",
-    "LoadedModel",
-    "is_cross_encoder",
-    "load_model",
-    "resolve_device",
-]
+__all__ = ["LoadedModel", "load_model", "resolve_device", "warn_if_downloading"]
 
 
 @dataclass(frozen=True)
@@ -55,8 +48,8 @@ class LoadedModel:
 
     model: Any
     tokenizer: Any
-    head: Any
-    device: Any
+    head: torch.Tensor
+    device: torch.device
     default_instruction: str
     encoder: PromptEncoder
     pad_id: int
@@ -70,8 +63,6 @@ def load_model(ref: Any, options: LocalOptions) -> LoadedModel:
         ConfigurationError: The device is not one this torch can use (no CUDA build, no such GPU).
         ModelLoadError: The checkpoint cannot be found, downloaded or read, or is not a Qwen3 reranker.
     """
-    torch = require("torch", extra="local", purpose="The local backend")
-    require("transformers", extra="local", purpose="The local backend")
     if is_cross_encoder(ref):
         model, tokenizer, instruction = _from_cross_encoder(ref)
         device = resolve_device(options.device) if options.device else model.device
@@ -105,15 +96,13 @@ def load_model(ref: Any, options: LocalOptions) -> LoadedModel:
     )
 
 
-def resolve_device(name: str) -> Any:
+def resolve_device(name: str) -> torch.device:
     """The ``torch.device`` for ``name``, checked against what this torch build and machine have.
 
     Raises:
         ConfigurationError: torch does not know the device, or it is not available here (a CPU-only torch asked
             for ``cuda``, a GPU index past the last one, ``mps`` off Apple silicon), with the fix.
     """
-    import torch
-
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError, TypeError) as exc:
@@ -140,14 +129,7 @@ def resolve_device(name: str) -> Any:
 
 def _cache_kwarg(backbone: Any) -> str:
     """The name under which ``backbone.forward`` takes a cache: ``cache`` (transformers >= 5.24) or the old one."""
-    import inspect
-
     return "cache" if "cache" in inspect.signature(backbone.forward).parameters else "past_key_values"
-
-
-def is_cross_encoder(obj: Any) -> bool:
-    """Whether ``obj`` is a sentence-transformers ``CrossEncoder`` (checked without importing the package)."""
-    return type(obj).__name__ == "CrossEncoder" and type(obj).__module__.startswith("sentence_transformers")
 
 
 def _from_cross_encoder(encoder: Any) -> tuple[Any, Any, str | None]:
@@ -165,9 +147,7 @@ def _from_cross_encoder(encoder: Any) -> tuple[Any, Any, str | None]:
     return model, tokenizer, instruction or None
 
 
-def _from_pretrained(ref: str, dtype: Any, options: LocalOptions) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+def _from_pretrained(ref: str, dtype: torch.dtype, options: LocalOptions) -> tuple[Any, Any]:
     hub = options.pretrained_kwargs()
     warn_if_downloading(ref, options)
     try:
@@ -205,10 +185,8 @@ def warn_if_downloading(ref: str, options: LocalOptions) -> bool:
     if options.local_files_only or os.path.isdir(ref) or os.environ.get("HF_HUB_OFFLINE", "").strip() in ("1", "true"):
         return False
     try:
-        from huggingface_hub import try_to_load_from_cache
-
         cached = try_to_load_from_cache(ref, "config.json", cache_dir=options.cache_dir, revision=options.revision)
-    except Exception:  # not a hub id, or no huggingface_hub: from_pretrained says what is wrong
+    except Exception:  # not a hub id: from_pretrained says what is wrong
         return False
     if isinstance(cached, str):
         return False

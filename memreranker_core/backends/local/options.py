@@ -105,6 +105,13 @@ class LocalOptions(BackendOptions):
     batch_tokens: int | None = option(
         None, check=whole(1), cli_type=int, help="local: padded document tokens per forward pass (default per device)"
     )
+    num_threads: int | None = option(
+        None,
+        check=whole(1),
+        cli_type=int,
+        help="local: torch CPU threads while a call runs, then set back (default: torch's, one per core); on a "
+        "machine other processes also use, the cores they leave free",
+    )
     attn_implementation: str = option(
         "sdpa",
         check=check_attn_implementation,

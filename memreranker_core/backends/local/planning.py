@@ -3,27 +3,28 @@
 Every function here keeps the one rule of the local backend: each document gets exactly one score, its own, and
 the score does not depend on how documents are grouped. Planning needs token counts only, never torch.
 
-``plan(call, budget)`` turns a ``PreparedCall`` (``memreranker_core.prompt_tokens``) into a ``CallPlan``:
-``share_prefix`` decides whether the shared prefix runs once (its cache reused by every document) or each whole
-prompt runs alone, then ``plan_batches`` groups the rows into right-padded batches, pricing one more forward pass
-at ``default_pass_overhead`` tokens (``PASS_OVERHEAD``, per device type).
+``plan(call, budget)`` turns a ``PreparedCall`` (``memreranker_core.prompt_tokens``) into a ``CallPlan``, once per
+call: it prices both ways of running the call (the shared prefix once and every document against its cache, or
+each whole prompt alone), each planned once by ``plan_batches``, and keeps the cheaper with its batches. That plan
+is the one that runs (``budget.run_in_budget``) and the one the benchmarks record; only an out-of-memory retry
+plans again, and only the documents not yet scored. One more forward pass is priced at ``default_pass_overhead``
+tokens (``PASS_OVERHEAD``, per device type); ``TokenBudget`` is what a plan is cut to.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 from memreranker_core.prompt_tokens import PreparedCall
 
-if TYPE_CHECKING:
-    from memreranker_core.backends.local.budget import TokenBudget
-
 __all__ = [
     "MAX_CLASS_SPAN",
+    "MIN_BATCH_TOKENS",
     "PASS_OVERHEAD",
     "CallPlan",
+    "TokenBudget",
     "default_pass_overhead",
     "fill_batches",
     "layer_flops_per_token",
@@ -32,6 +33,39 @@ __all__ = [
     "plan_cost",
     "share_prefix",
 ]
+
+#: The smallest budget the out-of-memory recovery goes down to before it gives up.
+MIN_BATCH_TOKENS = 1
+
+
+@dataclass(frozen=True)
+class TokenBudget:
+    """What a plan is cut to: the most padded document tokens per forward pass, and the price of one more pass.
+
+    A backend keeps one in force; after an out-of-memory error it replaces it with ``halved()`` (kept for later
+    calls).
+
+    Attributes:
+        value: Most padded tokens in one batch (``batch_tokens``).
+        pass_overhead: The price of one more forward pass, in tokens, that the planner weighs against padding.
+        reductions: How many times it was halved after running out of memory.
+
+    Example:
+        >>> TokenBudget(4096).halved()
+        TokenBudget(value=2048, pass_overhead=0, reductions=1)
+        >>> TokenBudget(1).halved() is None
+        True
+    """
+
+    value: int
+    pass_overhead: int = 0
+    reductions: int = 0
+
+    def halved(self) -> TokenBudget | None:
+        """This budget at half the tokens; None when it is already at the minimum (a batch cannot get smaller)."""
+        if self.value <= MIN_BATCH_TOKENS:
+            return None
+        return replace(self, value=max(MIN_BATCH_TOKENS, self.value // 2), reductions=self.reductions + 1)
 
 
 #: The fixed cost of one forward pass, counted in the tokens the device could have run instead, as
@@ -162,19 +196,25 @@ def share_prefix(prefix_length: int, lengths: Sequence[int], budget: TokenBudget
     calls), running each whole prompt is cheaper. Both ways give the same scores.
 
     Example:
-        >>> from memreranker_core.backends.local.budget import TokenBudget
         >>> share_prefix(80, [40], TokenBudget(4096, pass_overhead=500))
         False
         >>> share_prefix(80, [40] * 50, TokenBudget(4096, pass_overhead=500))
         True
     """
-    if len(lengths) < 2:
-        return False
+    return _cheaper_way(prefix_length, lengths, budget)[0]
+
+
+def _cheaper_way(prefix_length: int, lengths: Sequence[int], budget: TokenBudget) -> tuple[bool, list[list[int]]]:
+    """``(shares the prefix, its batches)`` of the cheaper way to run a call; each way is planned once."""
     whole = [prefix_length + length for length in lengths]
-    whole_cost = plan_cost(whole, plan_batches(whole, budget.value, budget.pass_overhead), budget.pass_overhead)
-    shared_plan = plan_batches(lengths, budget.value, budget.pass_overhead)
-    shared_cost = prefix_length + budget.pass_overhead + plan_cost(lengths, shared_plan, budget.pass_overhead)
-    return shared_cost < whole_cost
+    whole_batches = plan_batches(whole, budget.value, budget.pass_overhead)
+    if len(lengths) < 2:
+        return False, whole_batches
+    shared_batches = plan_batches(lengths, budget.value, budget.pass_overhead)
+    shared_cost = prefix_length + budget.pass_overhead + plan_cost(lengths, shared_batches, budget.pass_overhead)
+    if shared_cost < plan_cost(whole, whole_batches, budget.pass_overhead):
+        return True, shared_batches
+    return False, whole_batches
 
 
 @dataclass(frozen=True)
@@ -185,11 +225,11 @@ class CallPlan:
         call: The call's token ids.
         shares_prefix: Whether the shared prefix runs once and every row against its cache.
         sequences: What the batch rows run: each document's tokens (after the prefix), or each whole prompt.
-        batches: Indices into ``sequences`` per forward pass, as planned from the budget before any
-            out-of-memory reduction.
+        batches: Indices into ``sequences`` per forward pass, in the order they run (after an out-of-memory
+            error, only the rows not yet scored are planned again, at half the budget).
+        budget: The budget the batches were cut to.
 
     Example:
-        >>> from memreranker_core.backends.local.budget import TokenBudget
         >>> call = PreparedCall(shared=[1] * 80, sequences=[[2] * 40] * 50)
         >>> call_plan = plan(call, TokenBudget(4096, pass_overhead=500))
         >>> call_plan.shares_prefix, call_plan.offset, call_plan.passes
@@ -200,6 +240,7 @@ class CallPlan:
     shares_prefix: bool
     sequences: list[list[int]]
     batches: list[list[int]]
+    budget: TokenBudget
 
     @property
     def offset(self) -> int:
@@ -219,12 +260,10 @@ class CallPlan:
 
 
 def plan(call: PreparedCall, budget: TokenBudget) -> CallPlan:
-    """Choose between the shared prefix and whole prompts (``share_prefix``), then plan the batches."""
-    if share_prefix(len(call.shared), [len(seq) for seq in call.sequences], budget):
+    """The one plan of a call: the cheaper of the shared prefix and whole prompts, with its batches."""
+    shares, batches = _cheaper_way(len(call.shared), [len(seq) for seq in call.sequences], budget)
+    if shares:
         sequences = call.sequences
-        shares = True
     else:  # one document, or too few to pay for a pass of its own over the prefix: whole prompts
         sequences = [call.pair_ids(i) for i in range(len(call.sequences))]
-        shares = False
-    batches = plan_batches([len(seq) for seq in sequences], budget.value, budget.pass_overhead)
-    return CallPlan(call=call, shares_prefix=shares, sequences=sequences, batches=batches)
+    return CallPlan(call=call, shares_prefix=shares, sequences=sequences, batches=batches, budget=budget)

@@ -8,6 +8,7 @@ from typing import Any
 
 from graphiti_core.cross_encoder.client import CrossEncoderClient
 from graphiti_core.driver.driver import GraphDriver, GraphProvider
+from graphiti_core.helpers import parse_db_date
 
 from memreranker_core import MemReranker
 from memreranker_core.adapter_support import SETTING_NAMES, memory_date, metadata_keys, plan_call, resolve_reranker
@@ -119,10 +120,23 @@ async def fact_dates(driver: GraphDriver, facts: Sequence[str]) -> dict[str, str
     records, _, _ = await driver.execute_query(query, facts=wanted, routing_="r")
     found: dict[str, set[str]] = {}
     for record in records:
-        date = memory_date(record["valid_at"])
+        date = memory_date(_native(record["valid_at"]))
         if date:
             found.setdefault(record["fact"], set()).add(date)
     ambiguous = sorted(fact for fact, dates in found.items() if len(dates) > 1)
     if ambiguous:
         logger.debug("%d fact(s) shared by edges with different valid_at get no date", len(ambiguous))
     return {fact: dates.pop() for fact, dates in found.items() if len(dates) == 1}
+
+
+def _native(value: object) -> object:
+    """A ``valid_at`` as Python: Neo4j's ``neo4j.time.DateTime`` through Graphiti's own ``parse_db_date`` (and a
+    ``neo4j.time.Date`` to a ``date``), so the model reads "8 May 2023", not Neo4j's nanosecond ISO text; any
+    other value (Kuzu's and FalkorDB's datetimes, ISO strings) as it is."""
+    from neo4j import time as neo4j_time
+
+    if isinstance(value, neo4j_time.DateTime):
+        return parse_db_date(value)
+    if isinstance(value, neo4j_time.Date):
+        return value.to_native()
+    return value

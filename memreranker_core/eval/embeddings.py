@@ -6,8 +6,9 @@ texts, in order (each length-prefixed, so two different text lists never share a
 zero) row per text and the model's width (from ``dimension.txt``, written beside the entries when the model runs,
 else the width this embedder already saw); a damaged, truncated or mismatched entry is logged and recomputed.
 A conversation's turns are one entry and its questions another, so a second run with the same model and the same
-rendered text loads the vectors and never loads the model. The model id is the ``--embedding-model`` string as given (a hub id, or a local folder's resolved path):
-if you overwrite a local folder's weights, clear its cache folder.
+rendered text loads the vectors and never loads the model. The model id is the ``--embedding-model`` string as
+given (a hub id, or a local folder's resolved path): if you overwrite a local folder's weights, clear its cache
+folder.
 
 The default cache folder is ``$MEMRERANKER_CACHE/embeddings``, else ``$XDG_CACHE_HOME/memreranker/embeddings``,
 else ``~/.cache/memreranker/embeddings``.
@@ -60,7 +61,7 @@ def cache_key(model: str, texts: Sequence[str]) -> str:
     """The SHA-256 (hex) of the model id and the texts, in order, each length-prefixed; the cache file's name.
 
     Example:
-        >>> cache_key("m", ["a\0b", "c"]) != cache_key("m", ["a", "b\0c"])
+        >>> cache_key("m", ["a\\0b", "c"]) != cache_key("m", ["a", "b\\0c"])
         True
     """
     digest = hashlib.sha256(_CACHE_VERSION.encode())

@@ -100,8 +100,9 @@ def secret_forms(secret: str) -> tuple[str, ...]:
     it and their base64 fragments; longest first, those shorter than ``MIN_REDACTABLE`` left out.
 
     Example:
-        >>> secret_forms("Bearer tok-0123456789")[:2]
-        ('Bearer tok-0123456789', 'tok-0123456789')
+        >>> forms = secret_forms("Bearer tok-0123456789")
+        >>> "tok-0123456789" in forms, "dG9rLTAxMjM0NTY3OD" in forms  # the token alone, and its base64
+        (True, True)
     """
     texts = [form for form in _credentials(secret) if len(form) >= MIN_REDACTABLE]
     encoded = [piece for form in texts for piece in _base64_pieces(form)]

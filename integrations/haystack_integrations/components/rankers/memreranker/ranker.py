@@ -26,7 +26,7 @@ from memreranker_core.adapter_support import (
     plan_call,
     resolve_reranker,
 )
-from memreranker_core.errors import ConfigurationError
+from memreranker_core.errors import ConfigurationError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +170,7 @@ class MemRerankerRanker:
         documents: list[Document],
         top_k: int | None = None,
         score_threshold: float | None = None,
+        scale_score: bool | None = None,
     ) -> dict[str, Any]:
         """Rank ``documents`` by relevance to ``query``.
 
@@ -178,16 +179,20 @@ class MemRerankerRanker:
             documents: Documents to rank (left unchanged).
             top_k: Overrides the instance's ``top_k`` for this run (must be > 0).
             score_threshold: Overrides the instance's ``score_threshold`` for this run (``0.0`` keeps all).
+            scale_score: Overrides the instance's ``scale_score`` for this run (``False``: raw log-odds), as
+                Haystack's sentence-transformers rankers take it per run.
 
         Returns:
             ``{"documents": [...], "meta": {"model": ..., "backend": ...}}``: copies of the kept documents, best
             first, with ``score`` set.
 
         Raises:
-            ValueError: ``top_k`` is not > 0, or ``score_threshold`` is outside [0, 1].
+            ValueError: ``top_k`` is not > 0, ``score_threshold`` is outside [0, 1], or ``scale_score`` is not a
+                bool.
         """
+        scale = self._scale(scale_score)
         unique, call = self._plan(query, documents, top_k, score_threshold)
-        return self._output(unique, call.run())
+        return self._output(unique, call.run(), scale)
 
     @component.output_types(documents=list[Document], meta=dict[str, Any])
     async def run_async(
@@ -196,10 +201,20 @@ class MemRerankerRanker:
         documents: list[Document],
         top_k: int | None = None,
         score_threshold: float | None = None,
+        scale_score: bool | None = None,
     ) -> dict[str, Any]:
         """``run`` without blocking the event loop (same arguments and result)."""
+        scale = self._scale(scale_score)
         unique, call = self._plan(query, documents, top_k, score_threshold)
-        return self._output(unique, await call.arun())
+        return self._output(unique, await call.arun(), scale)
+
+    def _scale(self, scale_score: bool | None) -> bool:
+        """This run's ``scale_score``: the argument, else the instance's."""
+        if scale_score is None:
+            return self.scale_score
+        if not isinstance(scale_score, bool):
+            raise InvalidInputError(f"scale_score must be True, False or None, not {type(scale_score).__name__}")
+        return scale_score
 
     def _plan(
         self, query: str, documents: list[Document], top_k: int | None, score_threshold: float | None
@@ -218,11 +233,8 @@ class MemRerankerRanker:
         )
         return unique, call
 
-    def _output(self, documents: list[Document], results: list[RerankResult]) -> dict[str, Any]:
-        scored = [
-            replace(documents[result.index], score=result.score if self.scale_score else result.logit)
-            for result in results
-        ]
+    def _output(self, documents: list[Document], results: list[RerankResult], scale: bool) -> dict[str, Any]:
+        scored = [replace(documents[result.index], score=result.score if scale else result.logit) for result in results]
         return {
             "documents": scored,
             "meta": {"model": model_name(self.reranker), "backend": self.reranker.backend_name},

@@ -11,7 +11,7 @@ from graphiti_core.driver.driver import GraphDriver, GraphProvider
 from graphiti_core.helpers import parse_db_date
 
 from memreranker_core import MemReranker
-from memreranker_core.adapter_support import SETTING_NAMES, memory_date, metadata_keys, plan_call, resolve_reranker
+from memreranker_core.adapter_support import memory_date, metadata_keys, plan_call, resolve_reranker
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,18 @@ class MemRerankerCrossEncoder(CrossEncoderClient):
         metadata_fields: Sequence[str] | None = ("date",),
         metadata_separator: str = "\n",
     ) -> None:
-        given = locals()
+        settings = {
+            "backend": backend,
+            "model": model,
+            "device": device,
+            "instruction": instruction,
+            "base_url": base_url,
+            "api_style": api_style,
+            "document_template": document_template,
+        }
         self.reranker, kept = resolve_reranker(
             reranker,
-            {name: given[name] for name in SETTING_NAMES},
+            settings,
             api_key=api_key,
             reranker_options=reranker_options,
         )

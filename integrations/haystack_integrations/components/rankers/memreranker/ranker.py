@@ -93,10 +93,18 @@ class MemRerankerRanker:
                 f"Secret.from_env_var({API_KEY_ENV!r}) (serializable) or Secret.from_token(...)"
             )
         self._owns_reranker = reranker is None
-        given = locals()
+        settings = {
+            "backend": backend,
+            "model": model,
+            "device": device,
+            "instruction": instruction,
+            "base_url": base_url,
+            "api_style": api_style,
+            "document_template": document_template,
+        }
         self.reranker, kept = resolve_reranker(
             reranker,
-            {name: given[name] for name in SETTING_NAMES},
+            settings,
             api_key=None if reranker is not None else api_key,
             reranker_options=reranker_options,
         )

@@ -2,8 +2,10 @@
 
 vLLM's own ``--api-key`` guards only paths under ``/v1``, ``/v2``, ``/inference`` and ``/cohere``: ``/classify``
 and ``/pooling``, which the exact mode uses, answer anyone, and ``vllm-router`` forwards them without a check of
-its own. ``KeyGuard`` closes that gap inside each replica, so it holds whatever sits in front (a router, a load
-balancer, nothing). Load it with vLLM's ``--middleware`` option, which imports it by name in the server::
+its own. ``KeyGuard`` closes that gap inside each replica, whatever sits in front. (``vllm-router`` does not pass
+a client's key on, so behind it the replicas get the router's ``--api-key`` and the clients' key is checked by
+``key_proxy`` in front of the router: docs/serving.md, "Scaling out".) Load it with vLLM's ``--middleware``
+option, which imports it by name in the server::
 
     # in the server's environment; this module needs only the standard library
     pip install --no-deps /path/to/memreranker        # or: pip install --no-deps memreranker

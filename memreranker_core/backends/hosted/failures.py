@@ -76,8 +76,6 @@ class Failure:
     status_code: int | None = None
     code: int | None = None
     retry_after: float | None = None
-    #: urllib3 already retried (connection establishment): the attempts it made count too.
-    already_retried: bool = False
 
     def to_error(self, where: str, attempts: int, secrets: Secrets = ()) -> HostedBackendError:
         """The typed error for this failure, after ``attempts`` attempts at ``where`` (a key-free URL)."""
@@ -192,14 +190,13 @@ def time_limit_failure(option: str, seconds: float) -> Failure:
     )
 
 
-def connection_failure(detail: str, retryable: bool, *, already_retried: bool = False) -> Failure:
+def connection_failure(detail: str, retryable: bool) -> Failure:
     """The service could not be reached, or dropped the connection."""
     return Failure(
         ServiceConnectionError,
         retryable,
         f"the connection failed ({detail})",
         "check base_url, the network and that the service is up",
-        already_retried=already_retried,
     )
 
 

@@ -141,7 +141,7 @@ class PromptEncoder:
         self.yes_id = self._single(YES_TOKEN)
         self.no_id = self._single(NO_TOKEN)
         #: Whether long documents may be tokenized by their head (Qwen's normalizer and pre-tokenizer).
-        self.cuts_heads = _splits_like_qwen(backend)
+        self.cuts_heads = splits_like_qwen(backend)
 
     def _single(self, token: str) -> int:
         ids = self.encode_literal([token])[0]
@@ -256,7 +256,7 @@ class PromptEncoder:
         return self.encode_literal([text])[0], False
 
 
-def _splits_like_qwen(backend: Any) -> bool:
+def splits_like_qwen(backend: Any) -> bool:
     """Whether ``backend`` normalizes with NFC (or not at all) and pre-tokenizes with Qwen's split pattern then a
     byte-level step without its own regex: the tokenizer ``safe_cut`` reasons about."""
     try:

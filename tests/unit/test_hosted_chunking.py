@@ -206,3 +206,21 @@ def test_plan_chunks_respects_the_token_budget_and_the_document_cap():
     for chunk in chunks:
         assert len(chunk) <= 2
         assert len(chunk) == 1 or sum(costs[p] for p in chunk) <= 600
+
+
+def test_a_very_long_document_is_counted_and_cut_by_a_bounded_head_with_the_same_result(qwen):
+    counter = TokenizerCounter(qwen)
+    rng = random.Random("long-head")
+    for _ in range(20):
+        text = " ".join(random_text(rng, ["ascii", "words", "cjk", "punct", "digits"]) for _ in range(300))
+        budget = rng.randint(16, 200)
+        head = counter.head(text, budget)
+        assert text.startswith(head)
+        assert counter.truncate(head, budget) == counter.truncate(text, budget)
+        assert (counter.count(head) > budget) == (counter.count(text) > budget)
+    huge = "Caroline went to the LGBTQ support group. " * 500_000  # 21 MB: counted whole, it took gigabytes
+    head = counter.head(huge, 8000)
+    assert len(head) < 200_000
+    assert counter.truncate(head, 8000) == counter.truncate(huge[:400_000], 8000)
+    assert counter.head("short text", 8000) == "short text"
+    assert EstimateCounter().head(huge, 10) is huge

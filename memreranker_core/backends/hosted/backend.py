@@ -317,13 +317,14 @@ class HostedBackend:
         """Documents alone over the token budget: truncated from the tail (one warning) or refused."""
         limit = self.options.max_request_tokens
         counter = self._token_counter()
+        documents = [counter.head(text, limit) for text in documents]  # a 20 MB memory costs what `limit` do
         over = [(position, cost) for position, text in enumerate(documents) if (cost := counter.count(text)) > limit]
         if not over:
             return documents
         positions = [position for position, _cost in over]
         if self.options.oversize == "error":
             raise InvalidInputError(
-                f"document(s) {positions[:10]} are about {max(cost for _p, cost in over)} tokens, over the "
+                f"document(s) {positions[:10]} are at least {max(cost for _p, cost in over)} tokens, over the "
                 f"service's per-request limit (max_request_tokens={limit}); shorten or split them, or pass "
                 "oversize='truncate' to cut their tails"
             )

@@ -56,6 +56,11 @@ class TokenCounter(Protocol):
         """The longest head of ``text`` that ``count`` puts at ``max_tokens`` or fewer (the tail is cut)."""
         ...
 
+    def head(self, text: str, max_tokens: int) -> str:
+        """``text``, or a head of it that is over ``max_tokens`` too and cuts to the same text (``truncate``):
+        what a very long document is counted and cut by, so that it costs what ``max_tokens`` do."""
+        ...
+
 
 @lru_cache(maxsize=65536)
 def _char_cost(char: str) -> int:
@@ -105,6 +110,9 @@ class EstimateCounter:
     def truncate(self, text: str, max_tokens: int) -> str:
         return truncate_to_tokens(text, max_tokens)
 
+    def head(self, text: str, max_tokens: int) -> str:
+        return text  # the estimate walks the text once, holding nothing
+
     def __repr__(self) -> str:
         return "EstimateCounter()"
 
@@ -123,7 +131,10 @@ class TokenizerCounter:
     """
 
     def __init__(self, tokenizer: Any) -> None:
+        from memreranker_core.prompt_tokens import splits_like_qwen
+
         self._backend = getattr(tokenizer, "backend_tokenizer", tokenizer)
+        self._cuts_heads = splits_like_qwen(self._backend)
 
     def _encode(self, text: str) -> Any:
         return self._backend.encode(" " + text, add_special_tokens=False)
@@ -143,6 +154,20 @@ class TokenizerCounter:
                 return head
             keep -= 1  # a cut word can tokenize into more pieces: step back one token and try again
         return ""
+
+    def head(self, text: str, max_tokens: int) -> str:
+        """A head ending where Qwen's tokenizer always splits (``prompt_tokens.safe_cut``), so its ids are the
+        first ids of ``text``'s, with more than ``max_tokens`` of them; ``text`` when it is short, when none is
+        found, or when the tokenizer is not Qwen's."""
+        from memreranker_core.prompt_tokens import HEAD_CHARS_PER_TOKEN, safe_cut
+
+        chars = HEAD_CHARS_PER_TOKEN * max_tokens + 64
+        while self._cuts_heads and chars < len(text):
+            end = safe_cut(text, chars)
+            if end is not None and self.count(text[:end]) > max_tokens:
+                return text[:end]
+            chars *= 2
+        return text
 
     def __repr__(self) -> str:
         return "TokenizerCounter()"

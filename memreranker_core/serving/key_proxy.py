@@ -17,7 +17,8 @@ nothing)::
 
 Every request but ``GET``/``HEAD`` of ``/health`` and ``/metrics`` needs ``Authorization: Bearer <key>``
 (``KeyGuard``: the key from ``VLLM_API_KEY``, constant-time comparison, HTTP 401 otherwise). A request that passes
-goes upstream with its method, path, query and body, without its ``Authorization`` and hop-by-hop headers; the
+goes upstream (only the paths in ``ALLOWED``: the reranking ones, never the router's administration) with its
+method, path, query and body, without its ``Authorization`` and hop-by-hop headers; the
 answer comes back with its status, body and headers (``Retry-After`` included). An upstream that cannot be
 reached is HTTP 502, one that does not answer within ``--timeout`` seconds 504: the client retries both. Put TLS in
 front (or use ``--ssl-certfile``/``--ssl-keyfile``, passed to uvicorn) when clients are on another host.
@@ -48,6 +49,21 @@ DROPPED_HEADERS = frozenset(
         b"host",
         b"content-length",
         b"content-encoding",
+    }
+)
+#: What a client may ask of the router: what MemReranker's clients send (the exact mode's ``/classify``, the plain
+#: dialect's ``/v1/rerank``), the model list, health and metrics. Everything else is HTTP 404, above all the
+#: router's own administration (adding or removing workers, flushing caches, profiling).
+ALLOWED = frozenset(
+    {
+        ("POST", "/classify"),
+        ("POST", "/v1/rerank"),
+        ("POST", "/rerank"),
+        ("GET", "/v1/models"),
+        ("GET", "/health"),
+        ("HEAD", "/health"),
+        ("GET", "/metrics"),
+        ("HEAD", "/metrics"),
     }
 )
 #: Largest request body accepted (a call's requests are far smaller: ``max_request_tokens`` token ids).
@@ -101,6 +117,9 @@ class KeyProxy:
         if scope["type"] != "http":
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008})
+            return
+        if (scope.get("method"), scope.get("path")) not in ALLOWED:
+            await _respond(send, 404, "not a reranking path")
             return
         body = bytearray()
         while True:

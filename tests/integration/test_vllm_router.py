@@ -237,11 +237,13 @@ def test_a_replica_killed_under_concurrent_callers_loses_no_call_and_is_used_aga
     # Back in rotation after ROUTER_HEALTH_SUCCESSES good health checks: a bounded number of calls, one every
     # fifth of the interval, over a few intervals.
     rounds = 5 * (ROUTER_HEALTH_SUCCESSES + 2)
-    for round_number in range(rounds):
+    calls = 0
+    for _ in range(rounds):
+        calls += 1
         assert worst_gap(hosted.score(QUERY, documents[:3]), want[:3]) <= 1e-5
         if victim.classify_requests() > 0:
             break
         threading.Event().wait(ROUTER_HEALTH_INTERVAL / 5)
     assert victim.classify_requests() > 0, victim.log_tail()
-    print(f"restarted replica served again after {round_number + 1} calls, {ROUTER_HEALTH_INTERVAL / 5} s apart")
+    print(f"restarted replica served again after {calls} calls, {ROUTER_HEALTH_INTERVAL / 5} s apart")
     assert survivor.process.poll() is None

@@ -114,6 +114,10 @@ def test_the_proxy_checks_the_key_and_forwards_the_request_without_it():
     (request,) = seen
     assert str(request.url) == "http://127.0.0.1:9/classify" and request.method == "POST"
     assert "authorization" not in request.headers and request.content == b'{"input": [[1, 2]]}'
+    admin = (("POST", "/add_worker"), ("POST", "/remove_worker"), ("GET", "/workers"), ("GET", "/classify"))
+    for method, path in admin:
+        assert call(guarded, path, method, headers=bearer(KEY))[0]["status"] == 404  # never the router's admin
+    assert len(seen) == 1
 
 
 def test_the_proxy_answers_502_when_the_router_cannot_be_reached():

@@ -47,6 +47,25 @@ OWN_ARGUMENTS = frozenset({"device", "base_url", "api_style", "api_key"})
 _CORE_ARGUMENTS = ("backend", "model", "instruction", "document_template")
 
 
+def given_settings(
+    backend: str | None,
+    model: Any,
+    device: str | None,
+    instruction: str | None,
+    base_url: str | None,
+    api_style: str | None,
+    document_template: str | None,
+) -> dict[str, Any]:
+    """An adapter's reranker settings by name (``SETTING_NAMES``), as its constructor received them.
+
+    Example:
+        >>> given_settings("hosted", None, None, None, "https://host/v1", "vllm", None)["api_style"]
+        'vllm'
+    """
+    values = (backend, model, device, instruction, base_url, api_style, document_template)
+    return dict(zip(SETTING_NAMES, values, strict=True))
+
+
 def resolve_reranker(
     reranker: MemReranker | None,
     settings: Mapping[str, Any],

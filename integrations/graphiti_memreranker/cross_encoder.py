@@ -11,7 +11,7 @@ from graphiti_core.driver.driver import GraphDriver, GraphProvider
 from graphiti_core.helpers import parse_db_date
 
 from memreranker_core import MemReranker
-from memreranker_core.adapter_support import memory_date, metadata_keys, plan_call, resolve_reranker
+from memreranker_core.adapter_support import given_settings, memory_date, metadata_keys, plan_call, resolve_reranker
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +68,7 @@ class MemRerankerCrossEncoder(CrossEncoderClient):
         metadata_fields: Sequence[str] | None = ("date",),
         metadata_separator: str = "\n",
     ) -> None:
-        settings = {
-            "backend": backend,
-            "model": model,
-            "device": device,
-            "instruction": instruction,
-            "base_url": base_url,
-            "api_style": api_style,
-            "document_template": document_template,
-        }
+        settings = given_settings(backend, model, device, instruction, base_url, api_style, document_template)
         self.reranker, kept = resolve_reranker(
             reranker,
             settings,

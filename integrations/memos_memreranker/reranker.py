@@ -13,6 +13,7 @@ from memreranker_core import MemReranker, RerankResult
 from memreranker_core.adapter_support import (
     RerankCall,
     check_limits,
+    given_settings,
     memory_date,
     metadata_keys,
     plan_call,
@@ -74,15 +75,7 @@ class MemRerankerMemOS(BaseReranker):
         metadata_separator: str = "\n",
     ) -> None:
         check_limits("top_k", None, score_threshold)
-        settings = {
-            "backend": backend,
-            "model": model,
-            "device": device,
-            "instruction": instruction,
-            "base_url": base_url,
-            "api_style": api_style,
-            "document_template": document_template,
-        }
+        settings = given_settings(backend, model, device, instruction, base_url, api_style, document_template)
         self.reranker, kept = resolve_reranker(
             reranker,
             settings,

@@ -1,11 +1,12 @@
 """torch's CPU threads for one local call: ``num_threads`` while the call runs, set back when it ends.
 
-torch sizes its intra-op thread pool per process (each thread starts from the process-wide setting). On a machine
-whose cores other processes also use, fewer threads than cores run faster: two threads on two cores, one of them
-busy elsewhere, ran a 50-memory call (W1) 2.8x slower than on an idle machine, and 1.7x slower than one thread did
-(BENCHMARKS.md, "Threads on a shared machine"). The local backend therefore changes nothing unless
-``num_threads`` is given; given, it applies from a call's first forward pass to its last, then the setting in force
-before comes back. Other torch work in the same process during the call runs with it too.
+torch sizes its intra-op thread pool per process (each thread starts from the process-wide setting), one thread
+per core by default. On a machine whose cores other processes also use, fewer threads run faster, as each parallel
+region waits for its slowest thread: on 2 shared cores with one more busy process, a 50-memory call (W1) took
+33.1 s with two threads and 20.0 s with one (BENCHMARKS.md, "Threads on a shared machine"). The local backend
+changes nothing unless ``num_threads`` is given; given, it applies from a call's first forward pass to its last,
+then the setting in force before comes back. Other torch work in the same process during the call runs with it
+too.
 
 Example:
     >>> before = torch.get_num_threads()

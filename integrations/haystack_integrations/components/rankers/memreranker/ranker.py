@@ -20,6 +20,7 @@ from memreranker_core.adapter_support import (
     check_documents,
     check_limits,
     deduplicate,
+    given_settings,
     metadata_keys,
     model_name,
     pick,
@@ -93,15 +94,7 @@ class MemRerankerRanker:
                 f"Secret.from_env_var({API_KEY_ENV!r}) (serializable) or Secret.from_token(...)"
             )
         self._owns_reranker = reranker is None
-        settings = {
-            "backend": backend,
-            "model": model,
-            "device": device,
-            "instruction": instruction,
-            "base_url": base_url,
-            "api_style": api_style,
-            "document_template": document_template,
-        }
+        settings = given_settings(backend, model, device, instruction, base_url, api_style, document_template)
         self.reranker, kept = resolve_reranker(
             reranker,
             settings,

@@ -12,7 +12,7 @@ The target (issue 20): 100 concurrent async hosted calls against a 200 ms servic
 
 Usage (from the repository root)::
 
-    python -m benchmarks.concurrency                         # hosted and local, 1/10/100 callers
+    python -m benchmarks.concurrency --cold                  # hosted and local, 1/10/100 callers
     python -m benchmarks.concurrency --only hosted --delay 0.2
     python -m benchmarks.concurrency --url http://router:8000 --api-style vllm   # a real service (capacity)
 
@@ -37,9 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a script: python benchmarks/concurrency.py
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -76,38 +74,44 @@ class Row:
 
 
 # ----------------------------------------------------------------- the loopback service (a subprocess)
-class _DelayHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    delay = 0.2
-    silent = False
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        if self.silent:
-            time.sleep(3600)
-        time.sleep(self.delay)
-        documents = body.get("documents") or []
-        results = [{"index": i, "relevance_score": (hash(text) % 1000) / 1000} for i, text in enumerate(documents)]
-        payload = json.dumps({"code": 0, "message": "ok", "data": {"results": results}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 1024
-    daemon_threads = True
+async def _answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float, silent: bool) -> None:
+    """One keep-alive connection: each POST answered after ``delay`` s, in the Memos dialect (or never)."""
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            body = json.loads(await reader.readexactly(length) or b"{}")
+            await asyncio.sleep(3600 if silent else delay)
+            documents = body.get("documents") or []
+            results = [{"index": i, "relevance_score": (hash(text) % 1000) / 1000} for i, text in enumerate(documents)]
+            payload = json.dumps({"code": 0, "message": "ok", "data": {"results": results}}).encode()
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                + str(len(payload)).encode()
+                + b"\r\n\r\n"
+                + payload
+            )
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
 
 
 def serve(port: int, delay: float, silent: bool) -> None:
-    """Serve the Memos dialect on ``127.0.0.1:port``: every answer after ``delay`` s (or never, if ``silent``)."""
-    handler = type("Handler", (_DelayHandler,), {"delay": delay, "silent": silent})
-    _Server(("127.0.0.1", port), handler).serve_forever()
+    """Serve the Memos dialect on ``127.0.0.1:port`` with asyncio (one thread, as uvicorn would): every answer after
+    ``delay`` s, or never if ``silent``."""
+
+    async def main() -> None:
+        server = await asyncio.start_server(
+            lambda reader, writer: _answer(reader, writer, delay, silent), "127.0.0.1", port, backlog=1024
+        )
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
 
 
 class Service:
@@ -269,7 +273,10 @@ def hosted_rows(args: argparse.Namespace) -> tuple[list[Row], dict[str, float]]:
         for mode in ("asyncio", "threads"):
             for callers in args.callers:
                 with make(url) as rr:
-                    rr.rerank("warm up?", ["a memory"])  # the connection and the loop start outside the timing
+                    rr.rerank("warm up?", ["a memory"])  # the loop thread starts outside the timing
+                    if args.cold:  # one round on new connections: each caller's first call opens one
+                        cold = None if ideal is None else args.delay
+                        rows.append(measure(rr, "hosted", setup + ", cold", mode, callers, 1, args.docs, cold))
                     rows.append(measure(rr, "hosted", setup, mode, callers, args.rounds, args.docs, ideal))
                     logger.info("%s", rows[-1])
     finally:
@@ -300,7 +307,7 @@ def markdown(rows: list[Row], stops: dict[str, float], machine: str) -> str:
     lines = [
         f"Machine: {machine}",
         "",
-        "| backend | setup | mode | callers | calls | wall s | calls/s | p50 ms | p95 ms | x ideal | threads (base -> peak) |",
+        "| backend | setup | mode | callers | calls | wall s | calls/s | p50 ms | p95 ms | x ideal | threads: base, peak |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
@@ -308,7 +315,7 @@ def markdown(rows: list[Row], stops: dict[str, float], machine: str) -> str:
         lines.append(
             f"| {row.backend} | {row.setup} | {row.mode} | {row.callers} | {row.calls} | {row.wall_s:.2f} | "
             f"{row.throughput:.1f} | {row.p50_ms:.0f} | {row.p95_ms:.0f} | {ideal} | "
-            f"{row.base_threads} -> {row.peak_threads} |"
+            f"{row.base_threads}, {row.peak_threads} |"
         )
     if stops:
         lines += ["", "| a call waiting on a silent service, ended by | ms to end |", "| --- | ---: |"]
@@ -320,7 +327,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["hosted", "local"], default=None)
     parser.add_argument("--callers", default=",".join(map(str, CALLERS)), help="comma-separated caller counts")
-    parser.add_argument("--rounds", type=int, default=3, help="calls per caller, one after the other")
+    parser.add_argument(
+        "--rounds", type=int, default=10, help="calls per caller, one after the other (the first opens connections)"
+    )
+    parser.add_argument("--cold", action="store_true", help="also one round on new connections (hosted)")
     parser.add_argument("--docs", type=int, default=10, help="memories per call")
     parser.add_argument("--delay", type=float, default=0.2, help="the loopback service's answer delay, seconds")
     parser.add_argument("--url", default=None, help="measure a real service instead of the loopback one")

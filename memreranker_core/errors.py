@@ -118,10 +118,11 @@ class ResponseTooLargeError(MalformedResponseError):
     """The service's answer, decoded, is larger than ``max_response_bytes`` (a runaway or compressed-bomb body)."""
 
 
-class CallCancelledError(HostedBackendError):
-    """The call was stopped before it finished: the reranker was closed while it was in flight, or its async
-    caller was cancelled. Nothing more is sent for it; call again (a closed reranker reopens on the next call).
-    Not a ``RetryableError``: the stop was asked for, so a retry wrapper must not undo it."""
+class CallCancelledError(BackendError):
+    """The call was stopped before it finished: the reranker (local or hosted) was closed while it was in flight,
+    or it was stopped while waiting for its turn. Nothing more is sent or run for it; call again (a closed reranker
+    reopens on the next call). Not a ``RetryableError``: the stop was asked for, so a retry wrapper must not undo
+    it."""
 
 
 __all__ = [

@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from memreranker_core.checkpoint import resolve_instruction
 from memreranker_core.errors import InvalidInputError, ModelLoadError
 from memreranker_core.prompt import NO_TOKEN, SUFFIX, SYSTEM_PREFIX, YES_TOKEN, body_head, document_part
 from memreranker_core.types import ScoreRequest
@@ -207,7 +208,7 @@ class PromptEncoder:
         Raises:
             InvalidInputError: The query, instruction and context leave no room for a document.
         """
-        instruction = request.instruction or default_instruction
+        instruction = resolve_instruction(request.instruction, default_instruction)
         head_ids = self.encode_literal([body_head(request.query, instruction, request.context)])[0]
         shared = list(self.prefix_ids) + head_ids
         room = max_length - len(shared) - len(self.suffix_ids)

@@ -81,7 +81,8 @@ def test_only_transient_hosted_failures_are_retryable_and_a_cancelled_call_is_no
         errors.ServiceTimeoutError,
         errors.ServiceConnectionError,
     }
-    assert issubclass(errors.CallCancelledError, errors.HostedBackendError)
+    assert issubclass(errors.CallCancelledError, errors.BackendError)  # local calls are stopped too
+    assert not issubclass(errors.CallCancelledError, errors.HostedBackendError)
     assert not issubclass(errors.CallCancelledError, errors.RetryableError)
     assert issubclass(errors.RetryableError, errors.HostedBackendError)  # existing handlers keep catching them
 

@@ -181,7 +181,8 @@ class HostedBackend:
                 return await self._loop.submit(self._send(plan, call))
             except asyncio.CancelledError:
                 current = asyncio.current_task()
-                if call.reason == "closed" and not (current is not None and current.cancelling()):
+                cancelling = getattr(current, "cancelling", None)  # Python 3.11+: whether this caller was cancelled
+                if call.reason == "closed" and not (cancelling is not None and cancelling()):
                     raise call.cancelled_error(plan.where) from None  # closed by another caller, not cancelled
                 raise
 
@@ -288,6 +289,7 @@ class HostedBackend:
             if self._counter is None:
                 from memreranker_core.backends.hosted.tokenizer import load_tokenizer
 
+                assert self.options.tokenizer is not None  # without it the estimate was set at construction
                 self._counter = TokenizerCounter(load_tokenizer(self.options.tokenizer))
             return self._counter
 

@@ -30,7 +30,6 @@ from memreranker_core.backends.hosted.redaction import (  # noqa: F401 - kept im
 from memreranker_core.errors import (
     AuthenticationError,
     BadRequestError,
-    CallCancelledError,
     HostedBackendError,
     MalformedResponseError,
     QuotaExceededError,
@@ -219,8 +218,3 @@ def too_large(limit: int) -> Failure:
         "and no score from it was used",
         "raise max_response_bytes if the service really sends answers that large, or check the service",
     )
-
-
-def cancelled(what: str) -> Failure:
-    """The call was stopped (closed or cancelled) while this attempt was in flight."""
-    return Failure(CallCancelledError, False, what, "call again: a closed reranker opens a new session")

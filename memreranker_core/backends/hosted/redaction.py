@@ -199,10 +199,10 @@ def _entity_names() -> dict[str, tuple[str, ...]]:
 def _pattern(secrets: tuple[str, ...], collapsed: bool = False) -> re.Pattern[str] | None:
     """One case-insensitive pattern matching every spelling of every form of ``secrets`` (and, when
     ``collapsed``, of each form collapsed as ``_collapse`` does); ``None`` if none."""
-    forms = {form for secret in secrets for form in secret_forms(secret)}
+    found = {form for secret in secrets for form in secret_forms(secret)}
     if collapsed:
-        forms |= {shown for form in forms if len(shown := _collapse(form)) >= MIN_REDACTABLE}
-    forms = sorted(forms, key=len, reverse=True)
+        found |= {shown for form in found if len(shown := _collapse(form)) >= MIN_REDACTABLE}
+    forms = sorted(found, key=len, reverse=True)
     if not forms:
         return None
     return re.compile("|".join(_GAP.join(_spellings(char) for char in form) for form in forms), re.IGNORECASE)

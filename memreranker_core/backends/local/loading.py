@@ -21,9 +21,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from memreranker_core.backends.local.options import LocalOptions
 from memreranker_core.backends.local.reference import MODEL_ENV, is_cross_encoder
 from memreranker_core.backends.options import secret_text
-from memreranker_core.checkpoint import read_default_instruction
+from memreranker_core.checkpoint import read_default_instruction, resolve_instruction
 from memreranker_core.errors import ConfigurationError, MemRerankerError, ModelLoadError
-from memreranker_core.prompt import DEFAULT_INSTRUCTION
 from memreranker_core.prompt_tokens import PromptEncoder
 
 logger = logging.getLogger(__name__)
@@ -89,7 +88,7 @@ def load_model(ref: Any, options: LocalOptions) -> LoadedModel:
         tokenizer=tokenizer,
         head=head,
         device=device,
-        default_instruction=instruction or DEFAULT_INSTRUCTION,
+        default_instruction=resolve_instruction(None, instruction),
         encoder=encoder,
         pad_id=int(pad_id if pad_id is not None else 0),
         cache_kwarg=_cache_kwarg(model.model),

@@ -45,7 +45,7 @@ def check_device(name: str, value: Any) -> str:
     """
     spelled = value.strip().lower() if isinstance(value, str) else None
     match = _DEVICE.match(spelled) if spelled else None
-    if match is None or match.group("type") not in DEVICE_TYPES:
+    if spelled is None or match is None or match.group("type") not in DEVICE_TYPES:
         raise ConfigurationError(
             f"{name} must be a device string like 'cuda', 'cuda:1', 'cpu' or 'mps' (one of {DEVICE_TYPES}, "
             f"optionally ':<index>'), not {value!r}"

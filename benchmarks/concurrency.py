@@ -307,7 +307,7 @@ def markdown(rows: list[Row], stops: dict[str, float], machine: str) -> str:
     lines = [
         f"Machine: {machine}",
         "",
-        "| backend | setup | mode | callers | calls | wall s | calls/s | p50 ms | p95 ms | x ideal | threads: base, peak |",
+        "| backend | setup | mode | callers | calls | wall s | calls/s | p50 ms | p95 ms | x ideal | threads |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
@@ -315,7 +315,7 @@ def markdown(rows: list[Row], stops: dict[str, float], machine: str) -> str:
         lines.append(
             f"| {row.backend} | {row.setup} | {row.mode} | {row.callers} | {row.calls} | {row.wall_s:.2f} | "
             f"{row.throughput:.1f} | {row.p50_ms:.0f} | {row.p95_ms:.0f} | {ideal} | "
-            f"{row.base_threads}, {row.peak_threads} |"
+            f"{row.base_threads} -> {row.peak_threads} |"
         )
     if stops:
         lines += ["", "| a call waiting on a silent service, ended by | ms to end |", "| --- | ---: |"]

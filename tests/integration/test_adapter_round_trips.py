@@ -150,7 +150,7 @@ def test_a_shared_reranker_round_trips_to_equal_settings_with_no_default_pinned(
 @pytest.mark.parametrize("base_url", ["https://host/v1?x=1", "loopback?x=1&y=a%2Fb"])
 @pytest.mark.parametrize("serialization", list(SERIALIZATIONS))
 def test_a_base_url_query_string_survives_every_serialization(serialization, base_url, monkeypatch):
-    pytest.importorskip("requests")
+    pytest.importorskip("httpx")
     from tests.support.rerank_server import RerankServer
 
     monkeypatch.setenv("MEMOS_API_KEY", SECRET)

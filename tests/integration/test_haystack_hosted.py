@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 pytest.importorskip("haystack")
-pytest.importorskip("requests")
+pytest.importorskip("httpx")
 
 from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("langchain_classic")
-pytest.importorskip("requests")
+pytest.importorskip("httpx")
 
 from langchain_classic.retrievers import ContextualCompressionRetriever
 from langchain_core.documents import Document

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("llama_index.core")
-pytest.importorskip("requests")
+pytest.importorskip("httpx")
 
 from llama_index.core import VectorStoreIndex
 from llama_index.core.embeddings import MockEmbedding

@@ -110,7 +110,7 @@ def scoring_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
             tiny_reranker=request.getfixturevalue("tiny_reranker"),
         )
         return
-    pytest.importorskip("requests")
+    pytest.importorskip("httpx")
     from tests.support.rerank_server import RerankServer
 
     monkeypatch.setenv("MEMOS_API_KEY", SECRET)  # adapters must read it from the environment and send it

@@ -1,4 +1,4 @@
-"""``import memreranker_core`` stays light: no torch, transformers or requests until a backend needs them."""
+"""``import memreranker_core`` stays light: no torch, transformers or HTTP client until a backend needs them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ HEAVY = (
     "torch",
     "transformers",
     "sentence_transformers",
+    "httpx",
     "requests",
     "langchain_core",
     "llama_index",
@@ -27,7 +28,7 @@ def test_importing_the_core_loads_no_heavy_dependency():
 
 
 def test_constructing_a_local_reranker_loads_no_heavy_dependency():
-    assert _loaded_after("from memreranker_core import MemReranker\nMemReranker(backend='local')") <= {"requests"}
+    assert _loaded_after("from memreranker_core import MemReranker\nMemReranker(backend='local')") == set()
 
 
 def test_the_hosted_backend_never_imports_torch():

@@ -292,8 +292,8 @@ def local_rows(args: argparse.Namespace) -> list[Row]:
     rows = []
     for shape, layers in (("tiny", None), ("0.6b", args.layers)):
         path = benchmark_checkpoint(shape, layers=layers)
-        setup = f"{shape}" + (f", {layers} layers" if layers else "") + ", CPU float32"
-        with MemReranker(model=str(path), device="cpu") as rr:
+        setup = f"{shape}" + (f", {layers} layers" if layers else "") + f", {args.device}"
+        with MemReranker(model=str(path), device=args.device) as rr:
             rr.rerank("warm up?", memories(args.docs, 999))
             for mode in ("asyncio", "threads"):
                 for callers in args.callers:
@@ -336,6 +336,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default=None, help="measure a real service instead of the loopback one")
     parser.add_argument("--api-style", default="memos")
     parser.add_argument("--layers", type=int, default=4, help="layers of the 0.6B-architecture local checkpoint")
+    parser.add_argument("--device", default="cpu", help="the local rows' device (cuda on a GPU machine)")
     parser.add_argument("--out", default=str(RUNS_DIR / "concurrency.json"))
     parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--silent", action="store_true", help=argparse.SUPPRESS)

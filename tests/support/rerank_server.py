@@ -790,7 +790,7 @@ def self_signed_certificate(folder: Any) -> tuple[str, str] | None:
     return cert, key
 
 
-class SilentListener:
+class SilentListener(RecordingListener):
     """A loopback TCP listener that accepts every connection and never answers (a hung service).
 
     Attributes:
@@ -799,42 +799,27 @@ class SilentListener:
     """
 
     def __init__(self) -> None:
-        self._socket: socket.socket | None = None
+        super().__init__()
         self._held: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def __enter__(self) -> SilentListener:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(512)
-        self._socket = listener
-        threading.Thread(target=self._serve, args=(listener,), daemon=True).start()
-        return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
+        super().__exit__(*exc_info)
         with self._lock:
             held, self._held = self._held, []
         for conn in held:
             conn.close()
 
     @property
-    def url(self) -> str:
-        assert self._socket is not None
-        return f"http://127.0.0.1:{self._socket.getsockname()[1]}"
-
-    @property
     def connections(self) -> int:
         with self._lock:
             return len(self._held)
 
-    def _serve(self, listener: socket.socket) -> None:
-        while True:
+    def _serve(self) -> None:
+        listener = self._socket
+        while listener is not None:
             try:
                 conn, _address = listener.accept()
-            except OSError:
+            except OSError:  # closed by __exit__
                 return
             with self._lock:
                 self._held.append(conn)

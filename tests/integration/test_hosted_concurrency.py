@@ -321,3 +321,40 @@ async def test_a_cancelled_caller_does_not_disturb_the_other_callers():
             )  # cancelled, or already answered
         else:
             assert outcome == pytest.approx(overlap_score(f"q{n}?", HOSTED_DOCS), rel=1e-12)
+
+
+def test_close_while_many_callers_keep_calling_gives_each_call_its_scores_or_a_cancelled_error():
+    outcomes: list[object] = []
+    lock = threading.Lock()
+    with RerankServer(api_key=KEY) as server, hosted(server.base_url, max_documents_per_request=2) as rr:
+        stop = threading.Event()
+
+        def caller(n: int) -> None:
+            query = f"q{n}?"
+            while not stop.is_set():
+                try:
+                    got: object = rr.score(query, HOSTED_DOCS)
+                    ok = got == pytest.approx(overlap_score(query, HOSTED_DOCS), rel=1e-12)
+                    outcome: object = "ok" if ok else ("wrong", got)
+                except errors.CallCancelledError:
+                    outcome = "cancelled"
+                except Exception as exc:  # anything else is a bug: a closed reranker must reopen cleanly
+                    outcome = exc
+                with lock:
+                    outcomes.append(outcome)
+
+        workers = [threading.Thread(target=caller, args=(n,), daemon=True) for n in range(20)]
+        for worker in workers:
+            worker.start()
+        for _ in range(5):  # close() again and again while calls are in flight and new ones start
+            _until(lambda: len(outcomes) >= 20)
+            rr.close()
+            with lock:
+                outcomes.append("closed")
+        stop.set()
+        for worker in workers:
+            worker.join(HANG_GUARD_S)
+    assert not any(worker.is_alive() for worker in workers)
+    unexpected = [outcome for outcome in outcomes if outcome not in ("ok", "cancelled", "closed")]
+    assert unexpected == []
+    assert outcomes.count("ok") > 20

@@ -192,7 +192,7 @@ class HostedBackend:
         self._load_tokenizer()
 
         async def open_client() -> None:
-            self._transport.clients()
+            self._transport.pool()
 
         self._loop.run(open_client())
 

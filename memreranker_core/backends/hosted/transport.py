@@ -45,6 +45,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memreranker_core.backends.hosted.calls import Call, deadline
@@ -75,6 +76,40 @@ MAX_RETRY_AFTER = 60.0
 HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
 
 
+@dataclass(frozen=True)
+class Pool:
+    """The HTTP clients of one event loop: ``max_connections`` split over clients of at most
+    ``SHARD_CONNECTIONS`` connections each (``httpcore`` scans its whole pool for every request it assigns, which
+    at 100 concurrent requests on one 128-connection pool cost more than the requests themselves), the requests in
+    flight on each, and the semaphore of ``max_connections``."""
+
+    clients: list[httpx.AsyncClient]
+    in_flight: list[int]
+    slots: asyncio.Semaphore
+
+    @classmethod
+    def open(cls, options: HostedOptions, proxy: str | None, *, trust_env: bool) -> Pool:
+        import httpx
+
+        shards = math.ceil(options.max_connections / SHARD_CONNECTIONS)
+        per_shard = math.ceil(options.max_connections / shards)
+        timeout = httpx.Timeout(
+            connect=options.connect_timeout, read=options.read_timeout, write=options.read_timeout, pool=None
+        )
+        clients = [
+            httpx.AsyncClient(
+                timeout=timeout,
+                limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
+                verify=tls_context(options.verify),
+                proxy=proxy,
+                trust_env=trust_env and not options.proxies,
+                follow_redirects=False,
+            )
+            for _ in range(shards)
+        ]
+        return cls(clients, [0] * shards, asyncio.Semaphore(options.max_connections))
+
+
 class Transport:
     """Posts JSON to one service with time and size limits, retries and error mapping. Runs on one event loop.
 
@@ -89,9 +124,7 @@ class Transport:
         self.options = options
         self.loopback = loopback
         self.proxy = pick_proxy(dict(options.proxies), scheme, host) if options.proxies else None
-        self._clients: list[httpx.AsyncClient] = []
-        self._in_flight: list[int] = []
-        self._slots: asyncio.Semaphore | None = None
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Pool] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._random = random.Random()
         self._stats = {"requests": 0, "retries": 0, "failures": 0, "aborted": 0}
@@ -99,44 +132,24 @@ class Transport:
         LOG_REDACTOR.watch(self)
 
     # ----------------------------------------------------------------- the clients (on the loop)
-    def clients(self) -> list[httpx.AsyncClient]:
+    def pool(self) -> Pool:
         """The pooled clients of the running loop, opened on first use (call it on the loop).
 
-        ``max_connections`` is split over clients of at most ``SHARD_CONNECTIONS`` connections each: ``httpcore``
-        scans its whole pool for every request it assigns (quadratic in the pool's size), which at 100 concurrent
-        requests on one 128-connection pool cost more than the requests themselves.
+        Kept per loop: after ``close()`` a new call may start the backend's next loop while the old one still
+        closes its own clients, and neither may touch the other's.
         """
-        if not self._clients:
-            import httpx
-
-            options = self.options
-            shards = math.ceil(options.max_connections / SHARD_CONNECTIONS)
-            per_shard = math.ceil(options.max_connections / shards)
-            self._clients = [
-                httpx.AsyncClient(
-                    timeout=httpx.Timeout(
-                        connect=options.connect_timeout,
-                        read=options.read_timeout,
-                        write=options.read_timeout,
-                        pool=None,
-                    ),
-                    limits=httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard),
-                    verify=tls_context(options.verify),
-                    proxy=self.proxy,
-                    trust_env=not self.loopback and not options.proxies,
-                    follow_redirects=False,
-                )
-                for _ in range(shards)
-            ]
-            self._in_flight = [0] * shards
-            self._slots = asyncio.Semaphore(options.max_connections)
-        return self._clients
+        loop = asyncio.get_running_loop()
+        pool = self._pools.get(loop)
+        if pool is None:
+            pool = self._pools[loop] = Pool.open(self.options, self.proxy, trust_env=not self.loopback)
+        return pool
 
     async def aclose(self) -> None:
-        """Close the pooled connections (on the loop); the next request opens new clients."""
-        clients, self._clients, self._slots = self._clients, [], None
-        for client in clients:
-            await client.aclose()
+        """Close the running loop's pooled connections; the next request there opens new clients."""
+        pool = self._pools.pop(asyncio.get_running_loop(), None)
+        if pool is not None:
+            for client in pool.clients:
+                await client.aclose()
 
     def stats(self) -> dict[str, int]:
         """Counts since creation: HTTP requests started, retries made, requests that failed after their retries,
@@ -163,16 +176,14 @@ class Transport:
     async def _slot(self) -> AsyncIterator[httpx.AsyncClient]:
         """A connection slot of ``max_connections`` (waits for one), on the client with the fewest requests in
         flight (it always has a free connection: the slots are no more than the clients' connections)."""
-        clients = self.clients()
-        assert self._slots is not None
-        in_flight = self._in_flight
-        async with self._slots:
-            index = min(range(len(clients)), key=in_flight.__getitem__)
-            in_flight[index] += 1
+        pool = self.pool()
+        async with pool.slots:
+            index = min(range(len(pool.clients)), key=pool.in_flight.__getitem__)
+            pool.in_flight[index] += 1
             try:
-                yield clients[index]
+                yield pool.clients[index]
             finally:
-                in_flight[index] -= 1
+                pool.in_flight[index] -= 1
 
     # ----------------------------------------------------------------- requests
     async def post_json(
@@ -382,4 +393,13 @@ class _LogRedactor(logging.Filter):
 
 LOG_REDACTOR = _LogRedactor()
 
-__all__ = ["BACKOFF_MAX", "HTTP_LOGGERS", "MAX_RETRY_AFTER", "Transport", "pick_proxy", "read_capped", "tls_context"]
+__all__ = [
+    "BACKOFF_MAX",
+    "HTTP_LOGGERS",
+    "MAX_RETRY_AFTER",
+    "Pool",
+    "Transport",
+    "pick_proxy",
+    "read_capped",
+    "tls_context",
+]

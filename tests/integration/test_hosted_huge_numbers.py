@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from memreranker_core import MemReranker, errors
 from memreranker_core.backends.hosted.responses import Answer, probabilities
+from tests.support.classify_server import ClassifyServer
 from tests.support.rerank_server import Fault, RerankServer
 
 KEY = "sk-test-SECRET-4242"
@@ -43,56 +42,25 @@ def test_a_huge_integer_score_from_the_service_raises_malformed_response(api_sty
             rr.score("Where did Caroline go?", DOCS)
 
 
-class ClassifyServer:
-    """A loopback vLLM ``/classify`` stand-in answering every request with the same raw body."""
-
-    def __init__(self, body: bytes) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.root = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def exact_call(tiny_model_path, data: list[dict]) -> None:
+    """One exact-mode call against a ``/classify`` stand-in that answers ``{"data": data}``."""
+    body = json.dumps({"data": data}).encode()
+    with ClassifyServer(lambda _request: body) as server:
+        rr = MemReranker(
+            backend="hosted", api_style="vllm", base_url=server.root, tokenizer=str(tiny_model_path), max_retries=0
+        )
+        rr.score("q", DOCS)
 
 
 @pytest.mark.parametrize("huge", HUGE, ids=["400-digits", "negative-310-digits", "1000-digits"])
 def test_a_huge_integer_in_the_exact_modes_probs_raises_malformed_response(tiny_model_path, huge):
-    body = json.dumps({"data": [{"index": 0, "probs": [huge]}, {"index": 1, "probs": [0.5]}]}).encode()
-    server = ClassifyServer(body)
-    try:
-        rr = MemReranker(
-            backend="hosted", api_style="vllm", base_url=server.root, tokenizer=str(tiny_model_path), max_retries=0
-        )
-        with pytest.raises(errors.MalformedResponseError, match="document 0: score a huge integer is not a finite"):
-            rr.score("q", DOCS)
-    finally:
-        server.close()
+    with pytest.raises(errors.MalformedResponseError, match="document 0: score a huge integer is not a finite"):
+        exact_call(tiny_model_path, [{"index": 0, "probs": [huge]}, {"index": 1, "probs": [0.5]}])
 
 
 def test_a_huge_integer_index_in_the_exact_modes_answer_raises_malformed_response(tiny_model_path):
-    body = json.dumps({"data": [{"index": 10**500, "probs": [1.0]}, {"index": 1, "probs": [0.5]}]}).encode()
-    server = ClassifyServer(body)
-    try:
-        rr = MemReranker(
-            backend="hosted", api_style="vllm", base_url=server.root, tokenizer=str(tiny_model_path), max_retries=0
-        )
-        with pytest.raises(errors.MalformedResponseError, match="result index a huge integer out of range"):
-            rr.score("q", DOCS)
-    finally:
-        server.close()
+    with pytest.raises(errors.MalformedResponseError, match="result index a huge integer out of range"):
+        exact_call(tiny_model_path, [{"index": 10**500, "probs": [1.0]}, {"index": 1, "probs": [0.5]}])
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ local backend on a real vLLM server is ``tests/integration/test_vllm_server.py``
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,46 +24,15 @@ from memreranker_core.errors import (
 )
 from memreranker_core.prompt import DEFAULT_INSTRUCTION, SUFFIX, SYSTEM_PREFIX, format_pair
 from tests.conftest import TINY_MODEL_INSTRUCTION
+from tests.support.classify_server import ClassifyServer
 
 IM_END = 151645
 
 
-class Recorder:
-    """A loopback server: records (path, headers, body) and answers with ``answer(body)``."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str], dict]] = []
-        self.answer = lambda body: {"data": [{"index": i, "probs": [0.1 * i]} for i in range(len(body["input"]))]}
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                recorder.requests.append((self.path, dict(self.headers), body))
-                payload = json.dumps(recorder.answer(body)).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.root = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def recorder():
-    server = Recorder()
-    yield server
-    server.close()
+    with ClassifyServer() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
